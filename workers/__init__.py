@@ -1,0 +1,1 @@
+"""Everything that runs on Ray: job runner, data, training, predictors, search, export."""
