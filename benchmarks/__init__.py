@@ -1,0 +1,1 @@
+"""Runnable benchmarks; each writes JSON to benchmarks/results/."""
