@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import TensorDataset
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used; the message names the file (or option) and the fault."""
 
 
 @dataclass
@@ -29,3 +34,119 @@ class DatasetSplits:
 
     def sizes(self) -> dict[str, int]:
         return {s: len(getattr(self, s)) for s in ("train", "val", "test")}
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3
+
+
+def stratified_split(
+    y: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Partition indices of ``y`` into ``len(fractions) + 1`` disjoint, per-class stratified
+    parts; part ``i`` gets about ``fractions[i]`` of every class, the last part the rest.
+    Every class keeps at least one sample in the last part (the training split)."""
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        start = 0
+        for i, f in enumerate(fractions):
+            k = int(round(f * len(idx)))
+            k = min(k, len(idx) - start - 1)  # leave one for training
+            k = max(k, 0)
+            parts[i].append(idx[start : start + k])
+            start += k
+        parts[-1].append(idx[start:])
+    return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
+
+
+def check_arrays(x: np.ndarray, y: np.ndarray, source: str, *, min_classes: int = 2) -> None:
+    """Shared sanity checks with messages that name ``source`` (a file or dataset name)."""
+    if x.shape[0] != y.shape[0]:
+        raise DatasetError(
+            f"{source}: label count mismatch: {x.shape[0]} samples in x but {y.shape[0]} labels"
+        )
+    if x.shape[0] == 0:
+        raise DatasetError(f"{source}: the dataset is empty")
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise DatasetError(f"{source}: x holds {bad} non-finite values (NaN or inf)")
+    classes = np.unique(y)
+    if len(classes) < min_classes:
+        raise DatasetError(
+            f"{source}: found {len(classes)} class(es); at least 2 are needed to train a classifier"
+        )
+
+
+def encode_labels(y: np.ndarray, source: str) -> tuple[np.ndarray, list[Any]]:
+    """Map arbitrary integer (or string) labels to 0..K-1; returns codes and the class list."""
+    if y.ndim != 1:
+        raise DatasetError(f"{source}: y must be 1-D (one label per sample), got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+            raise DatasetError(
+                f"{source}: y must hold integer class labels, found {y.dtype} values"
+            )
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iuUS":
+        raise DatasetError(f"{source}: y must hold integer class labels, found dtype {y.dtype}")
+    classes, codes = np.unique(y, return_inverse=True)
+    return codes.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def make_splits(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+    info: dict[str, Any] | None = None,
+) -> DatasetSplits:
+    """Split, normalise with training-split statistics, and wrap as tensors.
+
+    ``x`` is float (N, C, H, W) or (N, D) already scaled to a sane range; normalisation is per
+    channel (images) or per feature (tabular), with statistics of the training split only, so
+    nothing of validation or test leaks into the model's input scaling.
+    """
+    for label, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= f < 0.9:
+            raise DatasetError(f"{name}: {label}={f} must be in [0, 0.9)")
+    rng = np.random.default_rng(seed)
+    if test is None:
+        test_idx, val_idx, train_idx = stratified_split(y, (test_fraction, val_fraction), rng)
+        x_test, y_test = x[test_idx], y[test_idx]
+    else:
+        val_idx, train_idx = stratified_split(y, (val_fraction,), rng)
+        x_test, y_test = test
+    x_train = x[train_idx]
+    axes = (0, 2, 3) if x.ndim == 4 else (0,)
+    mean = x_train.mean(axis=axes, keepdims=True)
+    std = x_train.std(axis=axes, keepdims=True)
+    std = np.where(std < 1e-6, 1.0, std)
+
+    def wrap(a: np.ndarray, b: np.ndarray) -> TensorDataset:
+        xs = torch.from_numpy(((a - mean) / std).astype(np.float32))
+        return TensorDataset(xs, torch.from_numpy(b.astype(np.int64)))
+
+    num_classes = int(max(y.max(), y_test.max() if len(y_test) else 0)) + 1
+    meta = dict(info or {})
+    meta.update(
+        mean=mean.reshape(-1).tolist(),
+        std=std.reshape(-1).tolist(),
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction if test is None else None,
+        provided_test=test is not None,
+    )
+    return DatasetSplits(
+        name=name,
+        train=wrap(x_train, y[train_idx]),
+        val=wrap(x[val_idx], y[val_idx]),
+        test=wrap(x_test, y_test),
+        num_classes=num_classes,
+        input_shape=tuple(int(s) for s in x.shape[1:]),
+        info=meta,
+    )
