@@ -1,0 +1,86 @@
+"""The supernet base class and the MAC counter shared by every space."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from search_spaces.base import Arch, SearchSpace
+
+
+class Supernet(nn.Module):
+    """A weight-sharing network with one active architecture at a time.
+
+    Subclasses build their layers from ``space`` and implement ``_apply_arch`` (store the
+    per-layer active sizes as plain ints so ``forward`` does no Python work per arch),
+    ``extract`` and ``reorder_channels``.
+    """
+
+    def __init__(self, space: SearchSpace):
+        super().__init__()
+        self.space = space
+        self.active: Arch = space.max_arch()
+
+    def set_active(self, arch: Mapping[str, int]) -> None:
+        """Activate ``arch`` (validated; raises InvalidArch naming the bad dimension)."""
+        canon = self.space.canonical(arch)
+        self._apply_arch(canon)
+        self.active = canon
+
+    def _apply_arch(self, arch: Arch) -> None:
+        raise NotImplementedError
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Bring a batch to the shape the active arch consumes (identity by default)."""
+        return x
+
+    def extract(self, arch: Mapping[str, int]) -> nn.Module:
+        """A static module of plain torch layers with copied weights, equal in eval mode."""
+        raise NotImplementedError
+
+    def reorder_channels(self) -> None:
+        """Sort elastic channels by importance once; the function of every layer is kept."""
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        return self.space.spec()
+
+
+def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of conv and linear layers for ONE input of ``input_shape``
+    (without batch), counted from a real forward pass with hooks.
+
+    A ``Supernet`` is counted through the static subnet of its active arch, because its elastic
+    layers call the functional ops directly.
+    """
+    if isinstance(module, Supernet):
+        module = module.extract(module.active)
+    total = 0
+
+    def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            kh, kw = m.kernel_size
+            per_out = (m.in_channels // m.groups) * kh * kw
+            total += int(out[0].numel()) * per_out
+        elif isinstance(m, nn.Linear):
+            total += int(out[0].numel()) * m.in_features
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in module.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+        module.train(was_training)
+    return total
