@@ -1,0 +1,49 @@
+// Tiny DOM builder: h("div", {class: "x", onclick: fn}, child, "text", ...).
+
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (v === true) node.setAttribute(k, "");
+    else node.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+export function badge(status) {
+  return h("span", { class: `badge ${status || ""}`, "data-status": status || "" }, status || "?");
+}
+
+export function progressBar(fraction) {
+  const pct = Number.isFinite(fraction) ? Math.max(0, Math.min(1, fraction)) * 100 : 0;
+  const bar = h("span", { class: "progress", role: "progressbar", "aria-valuenow": pct.toFixed(0),
+    "aria-valuemin": "0", "aria-valuemax": "100" }, h("span", { style: `width:${pct.toFixed(1)}%` }));
+  return h("span", {}, bar, " ", Number.isFinite(fraction) ? `${pct.toFixed(0)}%` : "");
+}
+
+export function when(ts) {
+  if (!ts) return "—";
+  const d = new Date(ts);
+  return Number.isNaN(d.getTime()) ? String(ts) : d.toLocaleString();
+}
+
+export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+// Overall progress of a job in [0, 1], or NaN when the API gives nothing usable.
+export function jobFraction(job) {
+  if (job.status === "succeeded") return 1;
+  const p = job.progress;
+  if (typeof p === "number") return p > 1 ? p / 100 : p;
+  if (p && typeof p === "object") {
+    for (const k of ["fraction", "overall", "percent"]) {
+      if (typeof p[k] === "number") return p[k] > 1 ? p[k] / 100 : p[k];
+    }
+  }
+  return NaN;
+}

@@ -1,0 +1,180 @@
+// Submit-job form. The API is the validator: its 422 errors [{field, reason}] are shown next to
+// the matching inputs (field paths such as "search.objectives[1].bound").
+
+import { ApiError, get, itemsOf, post } from "./api.js";
+import { h } from "./dom.js";
+
+const OBJECTIVES = ["accuracy", "latency_ms", "flops", "params"];
+const DIRECTIONS = { accuracy: "max", latency_ms: "min", flops: "min", params: "min" };
+
+function field(label, path, input, hint) {
+  input.dataset.field = path;
+  input.id = `f-${path.replace(/[^a-z0-9]+/gi, "-")}`;
+  return h("div", {},
+    h("label", { for: input.id }, label),
+    input,
+    hint ? h("div", { class: "muted" }, hint) : null,
+    h("div", { class: "field-error", "data-error-for": path }));
+}
+
+function select(options, value) {
+  return h("select", {}, options.map((o) => {
+    const [v, text] = Array.isArray(o) ? o : [o, o];
+    return h("option", { value: v, selected: v === value }, text);
+  }));
+}
+
+function objectiveRow(list, index, init = {}) {
+  const name = select(OBJECTIVES, init.name || "accuracy");
+  const direction = select(["max", "min"], init.direction || DIRECTIONS[init.name || "accuracy"]);
+  name.addEventListener("change", () => { direction.value = DIRECTIONS[name.value]; });
+  const bound = h("input", { type: "text", inputmode: "decimal", placeholder: "bound (optional)",
+    value: init.bound ?? "" });
+  const remove = h("button", { type: "button", class: "secondary small" }, "Remove");
+  const row = h("div", { class: "objective-row", "data-objective": "" },
+    field("Objective", `search.objectives[${index}].name`, name),
+    field("Direction", `search.objectives[${index}].direction`, direction),
+    field("Bound", `search.objectives[${index}].bound`, bound),
+    h("div", {}, h("label", {}, "\u00a0"), remove));
+  remove.addEventListener("click", () => { row.remove(); renumber(list); });
+  row.read = () => {
+    const o = { name: name.value, direction: direction.value };
+    const b = bound.value.trim();
+    // Send what was typed; the API says whether it is a number, so the message is the API's.
+    if (b !== "") o.bound = Number.isNaN(Number(b)) ? b : Number(b);
+    return o;
+  };
+  return row;
+}
+
+function renumber(list) {
+  [...list.children].forEach((row, i) => {
+    for (const node of row.querySelectorAll("[data-field], [data-error-for]")) {
+      for (const attr of ["data-field", "data-error-for"]) {
+        const v = node.getAttribute(attr);
+        if (v) node.setAttribute(attr, v.replace(/objectives\[\d+\]/, `objectives[${i}]`));
+      }
+    }
+  });
+}
+
+function parseJson(text, fallback) {
+  const t = text.trim();
+  if (!t) return fallback;
+  try { return JSON.parse(t); } catch (_) { return undefined; }
+}
+
+// "body.search.objectives.1.bound" and "search.objectives[1].bound" name the same input.
+export function normalizeField(path) {
+  return String(path || "")
+    .replace(/^body[.[]?/, "")
+    .replace(/\[(\d+)\]/g, ".$1")
+    .replace(/^\./, "");
+}
+
+function showErrors(form, errors, general) {
+  for (const n of form.querySelectorAll(".invalid")) n.classList.remove("invalid");
+  for (const n of form.querySelectorAll("[data-error-for]")) n.textContent = "";
+  general.textContent = "";
+  const targets = new Map();
+  for (const n of form.querySelectorAll("[data-error-for]")) targets.set(normalizeField(n.dataset.errorFor), n);
+  const unplaced = [];
+  for (const e of errors) {
+    let key = normalizeField(e.field);
+    // Fall back to the closest enclosing field ("search.objectives.1" -> its name input).
+    while (key && !targets.has(key)) {
+      if (targets.has(`${key}.name`)) { key = `${key}.name`; break; }
+      key = key.includes(".") ? key.slice(0, key.lastIndexOf(".")) : "";
+    }
+    const slot = key ? targets.get(key) : null;
+    if (!slot) { unplaced.push(`${e.field || "request"}: ${e.reason}`); continue; }
+    slot.textContent = slot.textContent ? `${slot.textContent}; ${e.reason}` : e.reason;
+    const input = form.querySelector(`[data-field="${slot.dataset.errorFor}"]`);
+    if (input) input.classList.add("invalid");
+  }
+  if (unplaced.length) general.textContent = unplaced.join("\n");
+}
+
+export function renderForm(view) {
+  const general = h("div", { class: "error-box", id: "form-error" });
+  const name = h("input", { type: "text", placeholder: "my search" });
+  const space = select([["mlp", "mlp"], ["mbv3", "mbv3"]], "mlp");
+  const spaceOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
+  const dataset = select([["digits", "digits"], ["synthetic", "synthetic"]], "digits");
+  const datasetId = h("input", { type: "text", placeholder: "uploaded dataset id (optional)" });
+  const preset = select(["tiny", "small", "default"], "tiny");
+  const epochs = h("input", { type: "text", inputmode: "decimal", value: "1" });
+  const sampler = select(["complexity-aware", "uniform"], "complexity-aware");
+  const algorithm = select(["evolution", "random", "bayesian", "linas"], "evolution");
+  const budget = h("input", { type: "text", inputmode: "numeric", value: "40" });
+  const devices = h("input", { type: "text", value: "cpu" });
+  const seed = h("input", { type: "text", inputmode: "numeric", value: "0" });
+  const supernetFrom = h("input", { type: "text", placeholder: "job id (optional)" });
+  const objectives = h("div", { id: "objectives" });
+  objectives.append(objectiveRow(objectives, 0, { name: "accuracy" }),
+    objectiveRow(objectives, 1, { name: "flops" }));
+  const add = h("button", { type: "button", class: "secondary small", id: "add-objective" }, "Add objective");
+  add.addEventListener("click", () => objectives.append(objectiveRow(objectives, objectives.children.length,
+    { name: OBJECTIVES.find((o) => ![...objectives.querySelectorAll("select")].some((s) => s.value === o)) })));
+  const submit = h("button", { type: "submit", id: "submit-job" }, "Submit job");
+
+  const form = h("form", { class: "card job-form", id: "job-form", novalidate: true },
+    h("h1", {}, "New search job"), general,
+    h("div", { class: "row" }, field("Name", "name", name), field("Seed", "seed", seed)),
+    h("h2", {}, "Search space"),
+    h("div", { class: "row" }, field("Space", "space.id", space),
+      field("Space options (JSON)", "space.options", spaceOptions, "e.g. {\"resolutions\": [8]}")),
+    h("h2", {}, "Dataset"),
+    h("div", { class: "row" }, field("Built-in dataset", "dataset.name", dataset),
+      field("or uploaded dataset id", "dataset.id", datasetId)),
+    h("h2", {}, "Training"),
+    h("div", { class: "row" }, field("Preset", "training.preset", preset),
+      field("Epochs scale", "training.epochs_scale", epochs), field("Sampler", "training.sampler", sampler),
+      field("Reuse supernet of job", "supernet_from", supernetFrom)),
+    h("h2", {}, "Search"),
+    h("div", { class: "row" }, field("Algorithm", "search.algorithm", algorithm),
+      field("Budget", "search.budget", budget), field("Devices (comma separated)", "devices", devices)),
+    h("div", { class: "field-error", "data-error-for": "search.objectives" }),
+    objectives, add, h("hr"), submit);
+
+  get("/search-spaces").then((page) => {
+    const ids = itemsOf(page).map((s) => s.id || s.name).filter(Boolean);
+    if (ids.length) space.replaceChildren(...ids.map((id) => h("option", { value: id, selected: id === "mlp" }, id)));
+  }).catch(() => {});
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const options = parseJson(spaceOptions.value, {});
+    if (options === undefined) {
+      showErrors(form, [{ field: "space.options", reason: "not valid JSON" }], general);
+      return;
+    }
+    const num = (s) => (s.trim() === "" || Number.isNaN(Number(s)) ? s.trim() : Number(s));
+    const spec = {
+      space: { id: space.value, options },
+      dataset: datasetId.value.trim() ? { id: datasetId.value.trim() } : { name: dataset.value },
+      training: { preset: preset.value, epochs_scale: num(epochs.value), sampler: sampler.value },
+      search: { algorithm: algorithm.value, budget: num(budget.value),
+        objectives: [...objectives.children].map((row) => row.read()) },
+      devices: devices.value.split(",").map((d) => d.trim()).filter(Boolean),
+      seed: num(seed.value),
+    };
+    if (name.value.trim()) spec.name = name.value.trim();
+    if (supernetFrom.value.trim()) spec.supernet_from = supernetFrom.value.trim();
+    submit.disabled = true;
+    try {
+      const job = await post("/jobs", spec);
+      location.hash = `#/jobs/${job.id}`;
+    } catch (e) {
+      if (e instanceof ApiError && e.fieldErrors.length) showErrors(form, e.fieldErrors, general);
+      else {
+        showErrors(form, [], general);
+        general.textContent = String(e.message || e);
+      }
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  view.replaceChildren(form);
+  return null;
+}

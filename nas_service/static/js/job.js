@@ -1,0 +1,186 @@
+// Job page: header with status and actions, Pareto panel, training curves, sampled-FLOPs
+// histogram, event log. Polls without reloading and stops once the job has ended.
+
+import { ApiError, get, itemsOf, post } from "./api.js";
+import { binValues, histogram, isNum, lines } from "./charts.js";
+import { badge, h, jobFraction, progressBar, TERMINAL, when } from "./dom.js";
+import { ParetoPanel } from "./pareto.js";
+
+const POLL_MS = 1500;
+const STAGES = ["training", "predicting", "searching", "measuring", "exporting"];
+
+// Turn the latest epoch's metrics into histogram bins of sampled FLOPs, whatever form they use.
+export function flopsBins(rows) {
+  for (let i = rows.length - 1; i >= 0; i -= 1) {
+    const m = rows[i].metrics || {};
+    for (const key of ["flops_hist", "flops_histogram", "sampled_flops_hist"]) {
+      const v = m[key];
+      if (Array.isArray(v) && v.length && typeof v[0] === "object") return v;
+      if (v && Array.isArray(v.edges) && Array.isArray(v.counts)) {
+        return v.counts.map((count, j) => ({ lo: v.edges[j], hi: v.edges[j + 1], count }));
+      }
+    }
+    for (const key of ["sampled_flops", "flops_samples"]) {
+      if (Array.isArray(m[key]) && m[key].length) return binValues(m[key], 20);
+    }
+  }
+  return [];
+}
+
+function metricKeys(rows) {
+  const keys = new Set();
+  for (const r of rows) {
+    for (const [k, v] of Object.entries(r.metrics || {})) if (isNum(v)) keys.add(k);
+  }
+  return [...keys].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+function rank(key) {
+  if (/loss/.test(key)) return 0;
+  if (/acc/.test(key)) return 1;
+  return 2;
+}
+
+function stageText(job) {
+  const p = job.progress && typeof job.progress === "object" ? job.progress : {};
+  const parts = [];
+  for (const [k, v] of Object.entries(p)) {
+    if (isNum(v) || typeof v === "string") parts.push(`${k} ${v}`);
+  }
+  return parts.join(" · ");
+}
+
+export function renderJob(view, jobId) {
+  const title = h("h1", { id: "job-title" }, jobId);
+  const status = h("span", { id: "job-status" });
+  const stage = h("span", { id: "job-stage" });
+  const progress = h("span", { id: "job-progress" });
+  const details = h("span", { id: "job-details", class: "muted" });
+  const timings = h("dl", { class: "kv", id: "job-timings" });
+  const error = h("div", { class: "error-box", id: "job-error" });
+  const cancel = h("button", { type: "button", class: "danger", id: "cancel-job", disabled: true }, "Cancel");
+  const retry = h("button", { type: "button", class: "secondary", id: "retry-job", disabled: true }, "Retry");
+  const pollNote = h("span", { class: "muted", id: "poll-state" }, "live");
+  const pareto = new ParetoPanel(jobId);
+  const metricSel = h("select", { id: "metric-key" });
+  const curves = h("div", { class: "chart", id: "curves-plot" });
+  const hist = h("div", { class: "chart", id: "flops-hist" });
+  const events = h("ul", { id: "events" });
+  let metrics = [];
+  let lastSeq = null;
+  let job = null;
+  let timer = null;
+  let stopped = false;
+
+  view.replaceChildren(
+    h("section", { class: "card" },
+      h("div", { class: "controls" }, title, status, h("span", { class: "actions" }, cancel, retry), pollNote),
+      h("div", { class: "controls" }, h("span", {}, "stage: ", stage), progress, details),
+      error, timings),
+    pareto.element,
+    h("div", { class: "grid2" },
+      h("section", { class: "card" }, h("div", { class: "controls" }, h("h2", {}, "Training curves"), metricSel), curves),
+      h("section", { class: "card" }, h("h2", {}, "Sampled FLOPs (latest epoch)"), hist)),
+    h("section", { class: "card" }, h("h2", {}, "Events"), h("div", { class: "events" }, events)));
+
+  metricSel.addEventListener("change", drawCurves);
+
+  async function act(button, path) {
+    button.disabled = true;
+    try {
+      await post(path);
+      error.textContent = "";
+      schedule(0);
+    } catch (e) {
+      error.textContent = e instanceof ApiError ? e.message : String(e);
+    }
+  }
+  cancel.addEventListener("click", () => act(cancel, `/jobs/${jobId}/cancel`));
+  retry.addEventListener("click", () => act(retry, `/jobs/${jobId}/retry`));
+
+  function drawHeader() {
+    title.textContent = job.name || job.id;
+    status.replaceChildren(badge(job.status));
+    stage.textContent = job.stage || "—";
+    progress.replaceChildren(progressBar(jobFraction(job)));
+    details.textContent = stageText(job);
+    error.textContent = job.error || "";
+    cancel.disabled = !["queued", "running"].includes(job.status) || job.cancel_requested === true;
+    retry.disabled = !["failed", "cancelled"].includes(job.status);
+    const t = job.timings && typeof job.timings === "object" ? job.timings : {};
+    const rows = [["created", when(job.created_at)], ["started", when(job.started_at)],
+      ["finished", when(job.finished_at)], ["attempt", job.attempt ?? "—"]];
+    for (const s of STAGES) if (isNum(t[s])) rows.push([`${s} (s)`, t[s].toFixed(1)]);
+    for (const [k, v] of Object.entries(t)) if (!STAGES.includes(k) && isNum(v)) rows.push([k, v.toFixed(1)]);
+    timings.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
+  }
+
+  function drawCurves() {
+    const keys = metricKeys(metrics);
+    const current = metricSel.value;
+    if (keys.join() !== [...metricSel.options].map((o) => o.value).join()) {
+      metricSel.replaceChildren(...keys.map((k) => h("option", { value: k }, k)));
+      if (keys.includes(current)) metricSel.value = current;
+    }
+    const key = metricSel.value;
+    const phases = [...new Set(metrics.map((r) => r.phase || ""))];
+    const series = phases.map((ph) => ({
+      name: ph || key,
+      points: metrics.filter((r) => (r.phase || "") === ph)
+        .map((r, i) => ({ x: isNum(r.seq) ? r.seq : i, y: (r.metrics || {})[key] ?? null })),
+    }));
+    lines(curves, key ? series : [], { xLabel: "record", yLabel: key || "", emptyText: "No training metrics yet." });
+    histogram(hist, flopsBins(metrics), { xLabel: "FLOPs (MACs)", emptyText: "No sampled FLOPs yet." });
+  }
+
+  function drawEvents(list) {
+    events.replaceChildren(...list.slice().reverse().map((e) => h("li", { "data-kind": e.kind || "" },
+      `${when(e.ts || e.created_at)}  ${e.kind || ""}`,
+      e.from_status || e.to_status ? `  ${e.from_status || ""} → ${e.to_status || ""}` : "",
+      e.message ? `  ${e.message}` : "")));
+  }
+
+  async function tick() {
+    try {
+      job = await get(`/jobs/${jobId}`);
+      pareto.setJob(job);
+      drawHeader();
+      const q = lastSeq === null ? "" : `?after=${lastSeq}`;
+      const fresh = itemsOf(await get(`/jobs/${jobId}/metrics${q}`));
+      if (fresh.length) {
+        metrics = metrics.concat(fresh);
+        const seqs = fresh.map((r) => r.seq).filter(isNum);
+        if (seqs.length) lastSeq = Math.max(lastSeq ?? -Infinity, ...seqs);
+        drawCurves();
+      } else if (!curves.firstChild) {
+        drawCurves();
+      }
+      await pareto.refresh();
+      drawEvents(itemsOf(await get(`/jobs/${jobId}/events`)));
+      if (TERMINAL.has(job.status)) {
+        stopped = true;
+        pollNote.textContent = `job ${job.status}; updates stopped`;
+        pollNote.dataset.stopped = "true";
+        return;
+      }
+      pollNote.textContent = "live";
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        error.textContent = "No such job (or it belongs to another key).";
+        stopped = true;
+        return;
+      }
+      pollNote.textContent = `retrying: ${e.message || e}`;
+    }
+    schedule(POLL_MS);
+  }
+
+  function schedule(ms) {
+    clearTimeout(timer);
+    if (ms === 0) stopped = false;
+    if (!stopped) timer = setTimeout(tick, ms);
+  }
+
+  tick();
+  return () => { stopped = true; clearTimeout(timer); };
+}

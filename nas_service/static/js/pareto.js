@@ -1,0 +1,196 @@
+// Pareto panel: scatter of two chosen objectives, front table with downloads, hypervolume.
+
+import { downloadSubnet, getWithEtag, get, itemsOf } from "./api.js";
+import { fmt, isNum, lines, scatter } from "./charts.js";
+import { h } from "./dom.js";
+
+const ALL_OBJECTIVES = ["accuracy", "latency_ms", "flops", "params"];
+const LABELS = { accuracy: "accuracy", latency_ms: "latency (ms)", flops: "FLOPs (MACs)", params: "parameters" };
+const FORMATS = ["weights", "torchscript", "onnx"];
+
+// A candidate's value for an objective: measured when there is one, else the prediction.
+// Returns {value, predicted}; value is null when neither exists (never a stand-in zero).
+export function valueOf(c, name) {
+  const objs = c.objectives && typeof c.objectives === "object" ? c.objectives : {};
+  if (c.source !== "predicted") {
+    if (isNum(c[name])) return { value: c[name], predicted: false };
+    if (isNum(objs[name])) return { value: objs[name], predicted: false };
+  }
+  for (const v of [c[`predicted_${name}`], c[name], objs[name], objs[`predicted_${name}`]]) {
+    if (isNum(v)) return { value: v, predicted: true };
+  }
+  return { value: null, predicted: false };
+}
+
+function frontOf(data) {
+  if (!data) return [];
+  for (const k of ["front", "points", "candidates"]) if (Array.isArray(data[k])) return data[k];
+  return itemsOf(data);
+}
+
+export function hypervolumeSeries(data, job) {
+  const raw = (data && (data.hypervolume_history || data.history || data.pareto_history))
+    || (job && job.pareto_history) || [];
+  return raw.map((p, i) => {
+    if (isNum(p)) return { x: i, y: p };
+    const x = [p.evaluations, p.n, p.step, p.generation, p.t].find(isNum);
+    const y = [p.hypervolume, p.hv, p.value].find(isNum);
+    return { x: isNum(x) ? x : i, y: isNum(y) ? y : null };
+  });
+}
+
+export class ParetoPanel {
+  constructor(jobId) {
+    this.jobId = jobId;
+    this.etag = null;
+    this.front = [];
+    this.all = [];
+    this.data = null;
+    this.objectives = [];
+    this.xSel = h("select", { id: "pareto-x" });
+    this.ySel = h("select", { id: "pareto-y" });
+    this.showAll = h("input", { type: "checkbox", id: "pareto-all", checked: true });
+    this.plot = h("div", { class: "chart", id: "pareto-plot" });
+    this.note = h("div", { class: "muted", id: "pareto-note" });
+    this.table = h("tbody", { id: "pareto-body" });
+    this.hv = h("div", { class: "chart", id: "hv-plot" });
+    for (const s of [this.xSel, this.ySel, this.showAll]) s.addEventListener("change", () => this.draw());
+    this.element = h("div", {},
+      h("section", { class: "card" }, h("h2", {}, "Pareto front"),
+        h("div", { class: "controls" },
+          h("label", { for: "pareto-x" }, "x "), this.xSel,
+          h("label", { for: "pareto-y" }, "y "), this.ySel,
+          h("label", {}, this.showAll, " all candidates")),
+        legend(), this.plot, this.note),
+      h("div", { class: "grid2" },
+        h("section", { class: "card" }, h("h2", {}, "Hypervolume"), this.hv),
+        h("section", { class: "card" }, h("h2", {}, "Front"),
+          h("div", { style: "max-height:320px;overflow:auto" },
+            h("table", { class: "data", id: "pareto-table" },
+              h("thead", {}, h("tr", {}, ["#", "arch", "objectives", "source", "download"].map((t) => h("th", {}, t)))),
+              this.table)))));
+  }
+
+  setJob(job) {
+    const spec = (job && job.spec) || {};
+    const objs = (spec.search && spec.search.objectives) || [];
+    if (objs.length && this.objectives.length === 0) {
+      this.objectives = objs;
+      const names = objs.map((o) => o.name).concat(ALL_OBJECTIVES.filter((n) => !objs.some((o) => o.name === n)));
+      this.xSel.replaceChildren(...names.map((n) => h("option", { value: n }, LABELS[n] || n)));
+      this.ySel.replaceChildren(...names.map((n) => h("option", { value: n }, LABELS[n] || n)));
+      const cost = names.find((n) => n !== "accuracy") || names[0];
+      this.xSel.value = cost;
+      this.ySel.value = names.includes("accuracy") ? "accuracy" : names[1] || names[0];
+    }
+    this.job = job;
+  }
+
+  async refresh() {
+    const { changed, data, etag } = await getWithEtag(`/jobs/${this.jobId}/pareto`, this.etag);
+    if (!changed) return false;
+    this.etag = etag;
+    this.data = data;
+    this.front = frontOf(data);
+    if (this.objectives.length === 0 && data && Array.isArray(data.objectives)) {
+      this.setJob({ spec: { search: { objectives: data.objectives } } });
+    }
+    try {
+      this.all = itemsOf(await get(`/jobs/${this.jobId}/candidates?limit=500`));
+    } catch (_) {
+      this.all = [];
+    }
+    this.draw();
+    return true;
+  }
+
+  bounds(name) {
+    const o = this.objectives.find((x) => x.name === name);
+    return o && isNum(o.bound) ? o.bound : null;
+  }
+
+  draw() {
+    if (!this.xSel.value) this.setJob({ spec: { search: { objectives: [{ name: "accuracy" }, { name: "flops" }] } } });
+    const xName = this.xSel.value;
+    const yName = this.ySel.value;
+    const frontIds = new Set(this.front.map((c) => c.id));
+    const source = this.showAll.checked && this.all.length ? this.all : this.front;
+    const points = source.map((c) => {
+      const x = valueOf(c, xName);
+      const y = valueOf(c, yName);
+      const predicted = c.source === "predicted" || x.predicted || y.predicted;
+      return {
+        id: c.id, x: x.value, y: y.value, feasible: c.feasible !== false,
+        source: predicted ? "predicted" : "measured", pareto: frontIds.has(c.id) || c.is_pareto === true,
+        title: c.arch_short || `candidate ${c.id}`,
+        rows: ALL_OBJECTIVES.map((n) => [LABELS[n], fmtVal(valueOf(c, n))])
+          .concat([["source", c.source || "?"], ["feasible", c.feasible === false ? "no" : "yes"], ["id", String(c.id)]]),
+      };
+    });
+    const { drawn, omitted } = scatter(this.plot, points, {
+      xLabel: LABELS[xName] || xName, yLabel: LABELS[yName] || yName,
+      bounds: { x: this.bounds(xName), y: this.bounds(yName) },
+    });
+    this.note.textContent = `${drawn} point${drawn === 1 ? "" : "s"} drawn`
+      + (omitted ? `; ${omitted} without a value for ${xName} or ${yName} not shown` : "")
+      + (this.front.length ? `; ${this.front.length} on the front` : "");
+    this.drawTable();
+    lines(this.hv, [{ name: "hypervolume", points: hypervolumeSeries(this.data, this.job) }],
+      { xLabel: "evaluations", yLabel: "hypervolume", height: 220, emptyText: "No hypervolume yet." });
+  }
+
+  drawTable() {
+    const names = this.objectives.length ? this.objectives.map((o) => o.name) : ["accuracy", "flops"];
+    this.table.replaceChildren(...this.front.map((c) => {
+      const status = h("span", { class: "muted download-status" });
+      const buttons = FORMATS.map((f) => {
+        const b = h("button", { type: "button", class: "small secondary", "data-format": f,
+          "data-candidate": c.id }, f);
+        b.addEventListener("click", async () => {
+          b.disabled = true;
+          status.textContent = "preparing…";
+          try {
+            const name = await downloadSubnet(c.id, f, (s) => { status.textContent = `exporting, retry in ${s}s…`; });
+            status.textContent = `saved ${name}`;
+          } catch (e) {
+            status.textContent = `failed: ${e.message || e}`;
+          } finally {
+            b.disabled = false;
+          }
+        });
+        return b;
+      });
+      return h("tr", { "data-candidate-id": c.id },
+        h("td", {}, String(c.id)),
+        h("td", { class: "arch" }, c.arch_short || ""),
+        h("td", {}, names.map((n) => `${n}=${fmtVal(valueOf(c, n))}`).join("  ")),
+        h("td", {}, c.source || ""),
+        h("td", {}, h("div", { class: "actions" }, buttons), status));
+    }));
+  }
+}
+
+function fmtVal({ value, predicted }) {
+  if (!isNum(value)) return "—";
+  return `${fmt(value)}${predicted ? " (pred.)" : ""}`;
+}
+
+function legend() {
+  const mark = (cls, shape) => {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("width", "14");
+    svg.setAttribute("height", "14");
+    const n = document.createElementNS("http://www.w3.org/2000/svg", shape === "d" ? "path" : "circle");
+    if (shape === "d") n.setAttribute("d", "M7,1 L13,7 L7,13 L1,7 Z");
+    else { n.setAttribute("cx", "7"); n.setAttribute("cy", "7"); n.setAttribute("r", "5"); }
+    n.setAttribute("class", `point ${cls}`);
+    svg.appendChild(n);
+    return svg;
+  };
+  return h("div", { class: "legend-html" },
+    h("span", {}, mark("feasible measured pareto", "c"), " measured, on front"),
+    h("span", {}, mark("feasible measured dominated", "c"), " measured, dominated"),
+    h("span", {}, mark("feasible predicted", "d"), " predicted"),
+    h("span", {}, mark("infeasible measured", "c"), " infeasible"),
+    h("span", {}, h("span", { style: "color:var(--bad)" }, "- - -"), " constraint"));
+}
