@@ -1,0 +1,71 @@
+"""Feature encodings of archs for the predictors.
+
+``onehot`` is ``space.features`` plus the log of the arch's MACs and parameters, rescaled by those
+of the largest arch, which lets a linear model see overall size. ``joint`` adds, for every group
+of dimensions sharing a prefix (e.g. ``s2.b3.kernel`` and ``s2.b3.expand``), a one-hot of the
+group's combined choice, so additive models can price each block configuration separately.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from search_spaces.base import SearchSpace
+
+ENCODINGS = ("onehot", "joint")
+
+
+class Featurizer:
+    def __init__(self, space: SearchSpace, encoding: str = "onehot"):
+        if encoding not in ENCODINGS:
+            raise ValueError(f"feature encoding {encoding!r} is not known; use one of {ENCODINGS}")
+        self.space = space
+        self.encoding = encoding
+        big = space.max_arch()
+        self._log_flops = math.log(max(2, space.flops(big)))
+        self._log_params = math.log(max(2, space.params(big)))
+        groups: dict[str, list[int]] = {}
+        for i, d in enumerate(space.dims):
+            if "." in d.name:
+                groups.setdefault(d.name.rsplit(".", 1)[0], []).append(i)
+        self._groups = [idx for idx in groups.values() if len(idx) > 1]
+        self._group_sizes = [
+            int(np.prod([len(space.dims[i].choices) for i in idx])) for idx in self._groups
+        ]
+
+    def __call__(self, archs: Sequence[Mapping[str, int]]) -> np.ndarray:
+        rows = [self._one(a) for a in archs]
+        if not rows:
+            return np.zeros((0, self.dim()), dtype=np.float64)
+        return np.stack(rows)
+
+    def dim(self) -> int:
+        n = self.space.num_features() + 2
+        return n + (sum(self._group_sizes) if self.encoding == "joint" else 0)
+
+    def _one(self, arch: Mapping[str, int]) -> np.ndarray:
+        a = self.space.canonical(arch)
+        parts = [
+            self.space.features(a).astype(np.float64),
+            np.asarray(
+                [
+                    math.log(max(2, self.space.flops(a))) / self._log_flops,
+                    math.log(max(2, self.space.params(a))) / self._log_params,
+                ]
+            ),
+        ]
+        if self.encoding == "joint":
+            active = self.space.active_dims(a)
+            g = self.space.encode(a)
+            for idx, size in zip(self._groups, self._group_sizes, strict=True):
+                v = np.zeros(size)
+                if all(self.space.dims[i].name in active for i in idx):
+                    code = 0
+                    for i in idx:
+                        code = code * len(self.space.dims[i].choices) + g[i]
+                    v[code] = 1.0
+                parts.append(v)
+        return np.concatenate(parts)

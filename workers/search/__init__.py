@@ -1,0 +1,33 @@
+"""Multi-objective search: objectives and constraints, Pareto utilities, ask/tell searchers."""
+
+from workers.search.base import Searcher
+from workers.search.factory import SEARCHERS, UnknownSearcher, make_searcher
+from workers.search.objectives import (
+    KNOWN_METRICS,
+    Constraint,
+    Objective,
+    ObjectiveError,
+    attach_bounds,
+    parse_constraint,
+    parse_objective,
+    violation,
+)
+from workers.search.pareto import hypervolume, pareto_mask, reference_point
+
+__all__ = [
+    "KNOWN_METRICS",
+    "SEARCHERS",
+    "Constraint",
+    "Objective",
+    "ObjectiveError",
+    "Searcher",
+    "UnknownSearcher",
+    "attach_bounds",
+    "hypervolume",
+    "make_searcher",
+    "pareto_mask",
+    "parse_constraint",
+    "parse_objective",
+    "reference_point",
+    "violation",
+]
