@@ -10,9 +10,12 @@ const FORMATS = ["weights", "torchscript", "onnx"];
 
 // A candidate's value for an objective: measured when there is one, else the prediction.
 // Returns {value, predicted}; value is null when neither exists (never a stand-in zero).
+// FLOPs and parameters are counted analytically, so they are never "predicted".
+const EXACT = new Set(["flops", "params"]);
+
 export function valueOf(c, name) {
   const objs = c.objectives && typeof c.objectives === "object" ? c.objectives : {};
-  if (c.source !== "predicted") {
+  if (c.source !== "predicted" || EXACT.has(name)) {
     if (isNum(c[name])) return { value: c[name], predicted: false };
     if (isNum(objs[name])) return { value: objs[name], predicted: false };
   }
@@ -118,7 +121,7 @@ export class ParetoPanel {
     const points = source.map((c) => {
       const x = valueOf(c, xName);
       const y = valueOf(c, yName);
-      const predicted = c.source === "predicted" || x.predicted || y.predicted;
+      const predicted = x.predicted || y.predicted;
       return {
         id: c.id, x: x.value, y: y.value, feasible: c.feasible !== false,
         source: predicted ? "predicted" : "measured", pareto: frontIds.has(c.id) || c.is_pareto === true,
@@ -129,7 +132,7 @@ export class ParetoPanel {
     });
     const { drawn, omitted } = scatter(this.plot, points, {
       xLabel: LABELS[xName] || xName, yLabel: LABELS[yName] || yName,
-      bounds: { x: this.bounds(xName), y: this.bounds(yName) },
+      bounds: { x: this.bounds(xName), y: this.bounds(yName) }, width: 900, height: 460,
     });
     this.note.textContent = `${drawn} point${drawn === 1 ? "" : "s"} drawn`
       + (omitted ? `; ${omitted} without a value for ${xName} or ${yName} not shown` : "")

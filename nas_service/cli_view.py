@@ -1,0 +1,158 @@
+"""Terminal rendering for the CLI: a progress bar per job stage and the Pareto front as a table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+STAGES = ("training", "predicting", "searching", "measuring", "exporting")
+# (done, total) key pairs a stage's progress may use, in order of preference.
+_PAIRS = (
+    ("epoch", "epochs"),
+    ("generation", "generations"),
+    ("evaluated", "budget"),
+    ("measured", "to_measure"),
+    ("exported", "to_export"),
+    ("done", "total"),
+    ("step", "steps"),
+    ("phase", "phases"),
+)
+_OBJECTIVES = ("accuracy", "latency_ms", "flops", "params")
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def stage_fraction(progress: Any) -> float | None:
+    """How far the current stage is, in [0, 1], or None when the progress says nothing usable."""
+    if not isinstance(progress, dict):
+        return None
+    for key in ("stage_fraction", "fraction"):
+        v = _num(progress.get(key))
+        if v is not None:
+            return min(max(v / 100 if v > 1 else v, 0.0), 1.0)
+    for done_key, total_key in _PAIRS:
+        done, total = _num(progress.get(done_key)), _num(progress.get(total_key))
+        if done is not None and total:
+            return min(max(done / total, 0.0), 1.0)
+    return None
+
+
+def _detail(progress: Any) -> str:
+    if not isinstance(progress, dict):
+        return ""
+    parts = [f"{k}={v}" for k, v in progress.items() if isinstance(v, int | float | str)]
+    return " ".join(parts)[:60]
+
+
+class StageBars:
+    """One tqdm bar per stage, opened when the job enters it and completed when it leaves."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.current: str | None = None
+        self.bar: tqdm[Any] | None = None
+
+    def update(self, job: dict[str, Any]) -> None:
+        stage = job.get("stage")
+        status = job.get("status")
+        if isinstance(stage, str) and stage != self.current:
+            self._finish(complete=True)
+            self.current = stage
+            self.bar = tqdm(
+                total=100,
+                desc=f"{stage:<10}",
+                file=self.stream,
+                leave=True,
+                bar_format="{desc} {percentage:3.0f}%|{bar:30}| {elapsed} {postfix}",
+            )
+        if self.bar is not None:
+            frac = stage_fraction(job.get("progress"))
+            if frac is not None:
+                self.bar.n = round(frac * 100)
+            self.bar.set_postfix_str(_detail(job.get("progress")), refresh=False)
+            self.bar.refresh()
+        if status in ("succeeded", "failed", "cancelled"):
+            self._finish(complete=status == "succeeded")
+
+    def write(self, text: str) -> None:
+        tqdm.write(text, file=self.stream)
+
+    def _finish(self, complete: bool) -> None:
+        if self.bar is not None:
+            if complete:
+                self.bar.n = self.bar.total
+            self.bar.refresh()
+            self.bar.close()
+        self.bar = None
+
+    def close(self) -> None:
+        self._finish(complete=False)
+
+
+def _fmt(v: Any) -> str:
+    n = _num(v)
+    if n is None:
+        return "-"
+    if n.is_integer() and abs(n) >= 1000:
+        return f"{int(n):,}"
+    return f"{n:.4g}"
+
+
+def front_points(front: dict[str, Any]) -> list[dict[str, Any]]:
+    for key in ("front", "points", "candidates", "items"):
+        value = front.get(key)
+        if isinstance(value, list):
+            return [p for p in value if isinstance(p, dict)]
+    return []
+
+
+def _objective_names(front: dict[str, Any], job: dict[str, Any] | None) -> list[str]:
+    for source in (front.get("objectives"), ((job or {}).get("spec") or {}).get("search", {})):
+        objs = source.get("objectives") if isinstance(source, dict) else source
+        if isinstance(objs, list) and objs:
+            names = [o.get("name") if isinstance(o, dict) else o for o in objs]
+            return [str(n) for n in names if n]
+    return ["accuracy", "flops"]
+
+
+def _value(c: dict[str, Any], name: str) -> Any:
+    v = c.get(name)
+    if v is None and isinstance(c.get("objectives"), dict):
+        v = c["objectives"].get(name)
+    if v is None:
+        v = c.get(f"predicted_{name}")
+    return v
+
+
+def front_table(front: dict[str, Any], job: dict[str, Any] | None = None) -> str:
+    points = front_points(front)
+    if not points:
+        return "(the front is empty so far)"
+    names = _objective_names(front, job)
+    extra = [n for n in _OBJECTIVES if n not in names]
+    header = ["id", *names, *extra, "source", "arch"]
+    rows = [
+        [
+            str(c.get("id", "")),
+            *[_fmt(_value(c, n)) for n in names + extra],
+            str(c.get("source", "")) + ("" if c.get("feasible", True) else " (infeasible)"),
+            str(c.get("arch_short", ""))[:48],
+        ]
+        for c in points
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    head = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    return "\n".join([head, "-" * len(head), *lines])
+
+
+def job_line(job: dict[str, Any]) -> str:
+    stage = job.get("stage") or "-"
+    name = job.get("name") or ""
+    return f"{job.get('id', '?')}  {job.get('status', '?'):<9}  {stage:<10}  {name}"
