@@ -51,7 +51,7 @@ def stratified_split(
         idx = rng.permutation(np.flatnonzero(y == c))
         start = 0
         for i, f in enumerate(fractions):
-            k = int(round(f * len(idx)))
+            k = round(f * len(idx))
             k = min(k, len(idx) - start - 1)  # leave one for training
             k = max(k, 0)
             parts[i].append(idx[start : start + k])

@@ -61,7 +61,11 @@ def load_synthetic(
         # Smooth each prototype with a 3x3 box filter so neighbouring pixels correlate.
         padded = np.pad(protos, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
         h, w = shape[1], shape[2]
-        protos = sum(padded[:, :, i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
+        smooth = np.zeros_like(protos)
+        for i in range(3):
+            for j in range(3):
+                smooth += padded[:, :, i : i + h, j : j + w] / 9.0
+        protos = smooth
         protos = protos / (protos.std(axis=(1, 2, 3), keepdims=True) + 1e-6)
     y = np.arange(n) % classes
     rng.shuffle(y)

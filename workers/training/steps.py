@@ -1,0 +1,134 @@
+"""One training step of the sandwich rule, and subnet evaluation with BN recalibration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search_spaces import Arch
+from workers.bn import recalibrate_bn
+from workers.training.samplers import SubnetSampler
+
+
+def soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against the teacher's (detached) probabilities; same gradient as KL."""
+    return -(soft_targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+@dataclass
+class StepPlan:
+    """What one step trains: the sandwich ends (optional) and ``n`` sampled subnets."""
+
+    largest: Arch
+    smallest: Arch
+    sandwich: bool
+    random_subnets: int
+    distill: bool
+    label_smoothing: float
+    best_of_mode: str = "best"
+
+
+@dataclass
+class StepResult:
+    losses: dict[str, float]
+    total: float
+    archs: list[Arch] = field(default_factory=list)
+
+
+def _forward(net: nn.Module, arch: Arch, x: torch.Tensor) -> torch.Tensor:
+    net.set_active(arch)  # type: ignore[operator]
+    out: torch.Tensor = net(net.prepare_input(x))  # type: ignore[operator]
+    return out
+
+
+def sandwich_step(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    plan: StepPlan,
+    sampler: SubnetSampler | None,
+) -> StepResult:
+    """Forward and backward every subnet of the step; gradients accumulate in ``net``.
+
+    The largest subnet learns from labels (with label smoothing); the others learn from its
+    detached soft predictions when distillation is on, else from labels without smoothing.
+    The caller zeroes gradients before and clips and steps the optimizer after.
+    """
+    losses: dict[str, float] = {}
+    archs: list[Arch] = []
+    teacher: torch.Tensor | None = None
+    train_largest = plan.sandwich or plan.random_subnets == 0
+    if train_largest:
+        logits = _forward(net, plan.largest, x)
+        loss = F.cross_entropy(logits, y, label_smoothing=plan.label_smoothing)
+        loss.backward()
+        losses["largest"] = float(loss.detach())
+        teacher = F.softmax(logits.detach(), dim=1)
+        archs.append(plan.largest)
+    elif plan.distill:
+        with torch.no_grad():
+            teacher = F.softmax(_forward(net, plan.largest, x), dim=1)
+
+    def student_loss(logits: torch.Tensor) -> torch.Tensor:
+        if plan.distill and teacher is not None:
+            return soft_cross_entropy(logits, teacher)
+        return F.cross_entropy(logits, y)
+
+    if plan.sandwich and plan.smallest != plan.largest:
+        loss = student_loss(_forward(net, plan.smallest, x))
+        loss.backward()
+        losses["smallest"] = float(loss.detach())
+        archs.append(plan.smallest)
+    sampled: list[float] = []
+    for _ in range(plan.random_subnets if sampler is not None else 0):
+        assert sampler is not None
+        candidates = sampler.propose()
+        arch = candidates[0]
+        if len(candidates) > 1:
+            # Best-of-k: score candidates on this minibatch without gradients, keep one.
+            with torch.no_grad():
+                scores = [float(student_loss(_forward(net, a, x))) for a in candidates]
+            pick = min if plan.best_of_mode == "best" else max
+            arch = candidates[scores.index(pick(scores))]
+        loss = student_loss(_forward(net, arch, x))
+        loss.backward()
+        value = float(loss.detach())
+        sampler.accept(arch, value)
+        sampled.append(value)
+        archs.append(arch)
+    if sampled:
+        losses["random"] = sum(sampled) / len(sampled)
+    return StepResult(losses=losses, total=sum(losses.values()), archs=archs)
+
+
+def bn_batches(x: torch.Tensor, batch: int) -> Iterator[torch.Tensor]:
+    for i in range(0, len(x), batch):
+        yield x[i : i + batch]
+
+
+@torch.no_grad()
+def evaluate_archs(
+    net: nn.Module,
+    archs: Sequence[Arch],
+    bn_x: torch.Tensor,
+    bn_batch: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int = 500,
+) -> list[dict[str, float]]:
+    """Accuracy and loss of each arch after BN recalibration on ``bn_x`` (training images)."""
+    results = []
+    for arch in archs:
+        net.set_active(arch)  # type: ignore[operator]
+        recalibrate_bn(net, (net.prepare_input(b) for b in bn_batches(bn_x, bn_batch)))  # type: ignore[operator]
+        correct, total_loss = 0, 0.0
+        for i in range(0, len(x), batch):
+            logits = net(net.prepare_input(x[i : i + batch]))  # type: ignore[operator]
+            correct += int((logits.argmax(1) == y[i : i + batch]).sum())
+            total_loss += float(F.cross_entropy(logits, y[i : i + batch], reduction="sum"))
+        results.append({"accuracy": correct / len(x), "loss": total_loss / len(x)})
+    return results
