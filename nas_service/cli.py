@@ -54,6 +54,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = load_job_file(Path(args.file))
     if args.name:
         spec["name"] = args.name
+    if args.supernet_from:
+        spec["supernet_from"] = args.supernet_from
     with _client(args) as c:
         job = c.submit_job(spec)
         job_id = str(job["id"])
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("submit", help="submit a job file (YAML or JSON); prints the job id")
     s.add_argument("file")
     s.add_argument("--name", help="override the job name")
+    s.add_argument("--supernet-from", metavar="JOB", help="reuse this job's trained supernet")
     s.add_argument("--watch", action="store_true", help="follow the job until it ends")
     s.add_argument("--interval", type=float, default=1.0)
     s.set_defaults(func=cmd_submit)

@@ -10,12 +10,14 @@ from tqdm import tqdm
 STAGES = ("training", "predicting", "searching", "measuring", "exporting")
 # (done, total) key pairs a stage's progress may use, in order of preference.
 _PAIRS = (
+    ("global_epoch", "total_epochs"),
     ("epoch", "epochs"),
     ("generation", "generations"),
     ("evaluated", "budget"),
     ("measured", "to_measure"),
     ("exported", "to_export"),
     ("done", "total"),
+    ("done", "of"),
     ("step", "steps"),
     ("phase", "phases"),
 )

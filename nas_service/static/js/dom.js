@@ -35,14 +35,21 @@ export function when(ts) {
 
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
-// Overall progress of a job in [0, 1], or NaN when the API gives nothing usable.
+// (done, total) pairs a stage may report, in order of preference.
+const PAIRS = [["global_epoch", "total_epochs"], ["epoch", "epochs"], ["generation", "generations"],
+  ["evaluated", "budget"], ["done", "total"], ["done", "of"], ["step", "steps"]];
+
+// Progress of the job's current stage in [0, 1], or NaN when the API gives nothing usable.
 export function jobFraction(job) {
   if (job.status === "succeeded") return 1;
   const p = job.progress;
   if (typeof p === "number") return p > 1 ? p / 100 : p;
   if (p && typeof p === "object") {
-    for (const k of ["fraction", "overall", "percent"]) {
-      if (typeof p[k] === "number") return p[k] > 1 ? p[k] / 100 : p[k];
+    for (const k of ["stage_fraction", "fraction", "percent"]) {
+      if (typeof p[k] === "number") return Math.min(1, p[k] > 1 ? p[k] / 100 : p[k]);
+    }
+    for (const [a, b] of PAIRS) {
+      if (typeof p[a] === "number" && typeof p[b] === "number" && p[b] > 0) return Math.min(1, p[a] / p[b]);
     }
   }
   return NaN;

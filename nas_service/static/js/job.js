@@ -27,11 +27,18 @@ export function flopsBins(rows) {
   return [];
 }
 
+// Numbers in a metrics row, nested objects flattened to dotted keys ("losses.largest").
+export function flatMetrics(m, prefix = "", out = {}) {
+  for (const [k, v] of Object.entries(m || {})) {
+    if (isNum(v)) out[prefix + k] = v;
+    else if (v && typeof v === "object" && !Array.isArray(v) && !/hist/.test(k)) flatMetrics(v, `${prefix}${k}.`, out);
+  }
+  return out;
+}
+
 function metricKeys(rows) {
   const keys = new Set();
-  for (const r of rows) {
-    for (const [k, v] of Object.entries(r.metrics || {})) if (isNum(v)) keys.add(k);
-  }
+  for (const r of rows) for (const k of Object.keys(r.flat)) keys.add(k);
   return [...keys].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
@@ -127,7 +134,7 @@ export function renderJob(view, jobId) {
     const series = phases.map((ph) => ({
       name: ph || key,
       points: metrics.filter((r) => (r.phase || "") === ph)
-        .map((r, i) => ({ x: isNum(r.seq) ? r.seq : i, y: (r.metrics || {})[key] ?? null })),
+        .map((r, i) => ({ x: isNum(r.seq) ? r.seq : i, y: r.flat[key] ?? null })),
     }));
     lines(curves, key ? series : [], { xLabel: "record", yLabel: key || "", emptyText: "No training metrics yet." });
     histogram(hist, flopsBins(metrics), { xLabel: "FLOPs (MACs)", emptyText: "No sampled FLOPs yet." });
@@ -148,7 +155,7 @@ export function renderJob(view, jobId) {
       const q = lastSeq === null ? "" : `?after=${lastSeq}`;
       const fresh = itemsOf(await get(`/jobs/${jobId}/metrics${q}`));
       if (fresh.length) {
-        metrics = metrics.concat(fresh);
+        metrics = metrics.concat(fresh.map((r) => ({ ...r, flat: flatMetrics(r.metrics) })));
         const seqs = fresh.map((r) => r.seq).filter(isNum);
         if (seqs.length) lastSeq = Math.max(lastSeq ?? -Infinity, ...seqs);
         drawCurves();
