@@ -1,0 +1,1 @@
+"""The NAS service: settings, store, services and REST API. Never imports torch, ray or workers."""

@@ -1,0 +1,76 @@
+"""Domain exceptions. The API renders each as RFC 9457 problem+json with its stable ``code``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid input: ``field`` is a dotted path such as ``search.objectives[1].bound``."""
+
+    field: str
+    reason: str
+
+
+class DomainError(Exception):
+    code = "error"
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    status = 413
+    title = "Payload too large"
+
+
+class TooManyJobs(DomainError):
+    code = "too_many_jobs"
+    status = 429
+    title = "Too many active jobs"
+
+
+class ExportFailed(DomainError):
+    code = "export_failed"
+    status = 500
+    title = "Export failed"
+
+
+class ValidationFailed(DomainError):
+    code = "validation_error"
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None):
+        if not errors:
+            raise ValueError("ValidationFailed needs at least one field error")
+        text = detail or "; ".join(f"{e.field}: {e.reason}" for e in errors)
+        super().__init__(text)
+        self.errors = errors
+
+    @classmethod
+    def one(cls, field: str, reason: str) -> ValidationFailed:
+        return cls([FieldError(field, reason)])

@@ -1,0 +1,71 @@
+"""Service settings, read from the environment (prefix ``NAS_``) at entry points.
+
+Nothing here connects anywhere: a ``Settings`` object is built once by an entry point (API
+server, dispatcher, admin command, tests) and passed down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NAS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="datasets, runs and artifacts")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means a SQLite file under data_dir (quick start)",
+    )
+    optuna_storage: str = Field(
+        default="",
+        description=(
+            "Optuna RDB URL; empty derives one that never shares our tables: a sibling "
+            "database '<name>_optuna' on PostgreSQL, or data_dir/optuna.sqlite"
+        ),
+    )
+    ray_address: str | None = Field(default=None, description="None starts a local Ray")
+
+    # API limits (a user can only ask for what these allow).
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_uncompressed_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_compression_ratio: float = Field(default=200.0, gt=1.0)
+    max_zip_members: int = Field(default=200_000, gt=0)
+    max_budget: int = Field(default=5000, gt=0)
+    max_population: int = Field(default=1000, gt=1)
+    max_epochs_scale: float = Field(default=10.0, gt=0)
+    max_jobs_per_key_running: int = Field(default=4, gt=0)
+    page_size_max: int = Field(default=500, gt=0)
+
+    # Liveness of running jobs.
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    stale_after_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=3, gt=0)
+    export_retry_after_s: int = Field(default=2, gt=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, gt=0, lt=65536)
+
+    @model_validator(mode="after")
+    def _derive_urls(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'nas.sqlite'}"
+        if not self.optuna_storage:
+            self.optuna_storage = derive_optuna_storage(self.database_url, self.data_dir)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def derive_optuna_storage(database_url: str, data_dir: Path) -> str:
+    """Optuna creates its own tables (``studies``, ``trials``...): keep them out of our schema."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:///{data_dir / 'optuna.sqlite'}"
+    return url.set(database=f"{url.database}_optuna").render_as_string(hide_password=False)

@@ -1,0 +1,126 @@
+"""PostgreSQL helpers and fixtures shared by every test folder that needs the store.
+
+Usage in a folder's conftest.py::
+
+    from tests.pg import db, pg_url, clean_db  # noqa: F401  (fixtures)
+
+The URL comes from ``NAS_TEST_DATABASE_URL`` (default: postgres on 127.0.0.1, database
+``nas_test``). Each test process works in its own database, ``<name>_p<pid>``, created and
+migrated once per session and dropped at the end, so parallel test runs on one server never see
+each other's rows. ``clean_db`` truncates every table after a test and re-seeds the ``cpu``
+device.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from nas_service.db import Database
+from nas_service.db.keys import create_key
+from nas_service.db.migrate import upgrade
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/nas_test"
+TABLES = (
+    "latency_tables",
+    "datasets",
+    "artifacts",
+    "candidates",
+    "train_metrics",
+    "job_events",
+    "jobs",
+    "devices",
+    "api_keys",
+)
+_state: dict[str, Database] = {}
+
+
+def base_url() -> str:
+    return os.environ.get("NAS_TEST_DATABASE_URL", DEFAULT_URL)
+
+
+def _admin_engine(url: str):  # type: ignore[no-untyped-def]
+    admin = make_url(url).set(database="postgres")
+    return create_engine(admin, isolation_level="AUTOCOMMIT")
+
+
+def create_database(url: str) -> None:
+    """Create the URL's database if it does not exist (needs CREATEDB on the server)."""
+    name = make_url(url).database
+    eng = _admin_engine(url)
+    with eng.connect() as c:
+        found = c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if found.first() is None:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    eng.dispose()
+
+
+def drop_database(url: str) -> None:
+    name = make_url(url).database
+    eng = _admin_engine(url)
+    with eng.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+def scratch_url(suffix: str) -> str:
+    """A URL for a database private to this process: ``<base>_<suffix>_p<pid>``."""
+    url = make_url(base_url())
+    name = f"{url.database}_{suffix}_p{os.getpid()}"
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def session_database() -> Database:
+    """This process's migrated database (created once, dropped at exit)."""
+    if "db" not in _state:
+        url = scratch_url("s")
+        drop_database(url)
+        create_database(url)
+        db = Database(url)
+        upgrade(db.engine)
+        _state["db"] = db
+
+        def _drop() -> None:
+            db.dispose()
+            drop_database(url)
+
+        atexit.register(_drop)
+    return _state["db"]
+
+
+def clean(db: Database) -> None:
+    with db.engine.begin() as c:
+        c.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        c.execute(
+            text(
+                "INSERT INTO devices (name, torch_device, threads, batch_size, description) "
+                "VALUES ('cpu', 'cpu', 1, 1, 'Any Ray node''s CPU, one thread, batch size 1')"
+            )
+        )
+
+
+def new_key(db: Database, name: str) -> tuple[int, str]:
+    """(key id, plaintext key)."""
+    with db.transaction() as s:
+        row, key = create_key(s, name)
+        return row.id, key
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    return session_database().url
+
+
+@pytest.fixture
+def db() -> Iterator[Database]:
+    """The migrated session database; every table is emptied after the test."""
+    database = session_database()
+    try:
+        yield database
+    finally:
+        clean(database)
