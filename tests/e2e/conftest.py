@@ -1,0 +1,167 @@
+"""End-to-end fixtures: the real app served by uvicorn on a free port, a private PostgreSQL
+database (tests/pg.py helpers), the real dispatcher as a child process, headless Chromium.
+
+The e2e database is separate from the one the ``db`` fixture truncates after each test, so a
+job the dispatcher is running is never wiped from under it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nas_service.cli_serve import start_dispatcher, stop_process
+from nas_service.db import Database
+from nas_service.db.migrate import upgrade
+from nas_service.settings import Settings
+from tests.pg import create_database, drop_database, new_key, scratch_url
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = Path(os.environ.get("NAS_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+RUNNER_AVAILABLE = (ROOT / "workers" / "dispatcher.py").is_file()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def e2e_db() -> Iterator[Database]:
+    url = scratch_url("e2e")
+    drop_database(url)
+    create_database(url)
+    db = Database(url)
+    upgrade(db.engine)
+    try:
+        yield db
+    finally:
+        db.dispose()
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def e2e_settings(e2e_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("nas-data")
+    return Settings(database_url=e2e_db.url, data_dir=data_dir, heartbeat_interval_s=1.0)
+
+
+@pytest.fixture(scope="session")
+def live_server(e2e_settings: Settings) -> Iterator[str]:
+    """The service's base URL (no trailing slash), served from a thread of this process."""
+    import uvicorn
+
+    from nas_service.cli_serve import build_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        build_app(e2e_settings), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="e2e-uvicorn", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the e2e server did not start")
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def api_key(e2e_db: Database) -> str:
+    return new_key(e2e_db, f"e2e-{uuid.uuid4().hex[:8]}")[1]
+
+
+@pytest.fixture(scope="session")
+def dispatcher(e2e_settings: Settings, live_server: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The real dispatcher (``python -m workers.dispatcher``) against the e2e database."""
+    if not RUNNER_AVAILABLE:
+        pytest.xfail("runner not available")
+    proc = start_dispatcher(e2e_settings)
+    time.sleep(1.0)
+    if proc.poll() is not None:
+        raise RuntimeError(f"the dispatcher exited at once with code {proc.returncode}")
+    try:
+        yield proc
+    finally:
+        stop_process(proc, grace_s=30.0)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"headless Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: str) -> Iterator[Any]:
+    context = browser.new_context(
+        accept_downloads=True, viewport={"width": 1280, "height": 900}, base_url=live_server
+    )
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.js_errors = errors
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def sign_in(page: Any, key: str) -> None:
+    page.goto("/")
+    page.fill("#api-key", key)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#jobs-table")
+
+
+def screenshot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+__all__ = ["screenshot", "sign_in"]
