@@ -97,15 +97,23 @@ def train_config(space: SearchSpace, data: DatasetSplits, training: Mapping[str,
 class _Callback:
     """Adapts the trainer's callback hooks to the engine's ``on_epoch`` / ``should_stop``."""
 
-    def __init__(self, on_epoch: Callable[[dict[str, Any]], None], should_stop: Callable[[], bool]):
+    def __init__(
+        self,
+        on_epoch: Callable[[dict[str, Any]], None],
+        should_stop: Callable[[], bool],
+        resumed_from: str | None,
+    ):
         self._on_epoch = on_epoch
         self._should_stop = should_stop
+        self._resumed_from = resumed_from
 
-    def on_step(self, info: Mapping[str, Any]) -> None:
-        return None
-
-    def on_epoch(self, info: Mapping[str, Any]) -> None:
-        self._on_epoch(dict(info))
+    def on_epoch(self, info: Mapping[str, Any], net: Any = None) -> None:
+        row = {k: v for k, v in info.items() if k != "checkpoint"}
+        if self._resumed_from is not None:
+            # Only the first epoch after a resume carries it: where this attempt started.
+            row["resumed_from"] = self._resumed_from
+            self._resumed_from = None
+        self._on_epoch(row)
 
     def should_stop(self) -> bool:
         return self._should_stop()
@@ -124,17 +132,20 @@ def train(
     """Train (resuming from the checkpoints in ``run_dir``); returns ``run_dir/final.pt``."""
     from search_spaces import get_space
     from workers.training import train_supernet
+    from workers.training.checkpoint import list_checkpoints
 
     space = get_space(**dict(space_spec))
     splits = load_data(data)
     cfg = train_config(space, splits, training)
     run_dir.mkdir(parents=True, exist_ok=True)
+    existing = list_checkpoints(run_dir)
+    resumed_from = existing[-1].name if existing else None
     train_supernet(
         space,
         splits,
         cfg,
         run_dir=run_dir,
-        callbacks=[_Callback(on_epoch, should_stop)],
+        callbacks=[_Callback(on_epoch, should_stop, resumed_from)],
         seed=seed,
         resume=True,
     )
