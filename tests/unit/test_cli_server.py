@@ -1,0 +1,175 @@
+"""The ``nas`` commands against the real API on PostgreSQL (served from a thread; no runner:
+jobs submitted here are cancelled before a dispatcher could spend time on them)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nas_service.cli import create_api_key, main
+from nas_service.db import Database
+from nas_service.settings import Settings
+from tests.e2e.conftest import (  # noqa: F401 (fixtures)
+    RUNNER_AVAILABLE,
+    dispatcher,
+    e2e_db,
+    e2e_settings,
+    live_server,
+)
+from tests.pg import new_key
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def key(e2e_db: Database) -> str:  # noqa: F811
+    return new_key(e2e_db, f"cli-{uuid.uuid4().hex[:8]}")[1]
+
+
+def run(capsys: pytest.CaptureFixture[str], url: str, key: str, *argv: str) -> tuple[int, str, str]:
+    code = main(["--url", url, "--key", key, *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_spaces_lists_the_registered_spaces(
+    capsys: pytest.CaptureFixture[str],
+    live_server: str,  # noqa: F811
+    key: str,
+) -> None:
+    code, out, _ = run(capsys, live_server, key, "spaces")
+    assert code == 0
+    ids = {line.split("\t")[0] for line in out.splitlines()}
+    assert {"mbv3", "mlp"} <= ids
+
+
+def test_submit_prints_the_id_then_pareto_watch_and_cancel_follow_it(
+    capsys: pytest.CaptureFixture[str],
+    live_server: str,  # noqa: F811
+    key: str,
+) -> None:
+    code, out, err = run(capsys, live_server, key, "submit", str(EXAMPLES / "digits-quick.yaml"))
+    assert code == 0
+    job_id = out.strip()
+    assert f"{live_server}/#/jobs/{job_id}" in err
+    headers = {"Authorization": f"Bearer {key}"}
+    job = httpx.get(f"{live_server}/api/v1/jobs/{job_id}", headers=headers).json()
+    assert job["name"] == "digits quick start"
+
+    code, out, _ = run(capsys, live_server, key, "cancel", job_id)
+    assert code == 0 and job_id in out
+
+    code, out, _ = run(capsys, live_server, key, "jobs")
+    assert code == 0 and job_id in out
+
+    code, out, _ = run(capsys, live_server, key, "pareto", job_id)
+    assert code == 0 and "empty" in out
+
+    # A job that has ended: watch prints its final line and exits non-zero (not succeeded).
+    for _ in range(100):
+        status = httpx.get(f"{live_server}/api/v1/jobs/{job_id}", headers=headers).json()
+        if status["status"] == "cancelled":
+            break
+        time.sleep(0.1)
+    code, _, err = run(capsys, live_server, key, "watch", job_id, "--interval", "0.2")
+    assert code == 1
+    assert "cancelled" in err
+
+
+def test_submit_shows_the_api_field_errors_and_exits_2(
+    capsys: pytest.CaptureFixture[str],
+    live_server: str,  # noqa: F811
+    key: str,
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "space: {id: mlp}\ndataset: {name: digits}\n"
+        "search: {budget: 0, objectives: [{name: accuracy}, {name: flops, bound: -1}]}\n"
+    )
+    code, out, err = run(capsys, live_server, key, "submit", str(bad))
+    assert code == 2
+    assert out == ""
+    assert "422" in err
+    assert "search.budget:" in err
+    assert "search.objectives[1].bound:" in err
+
+
+def test_download_of_an_unknown_candidate_is_a_clean_404(
+    capsys: pytest.CaptureFixture[str],
+    live_server: str,  # noqa: F811
+    key: str,
+    tmp_path: Path,
+) -> None:
+    code, out, err = run(
+        capsys, live_server, key, "download", "987654321", "--format", "onnx", "-o", str(tmp_path)
+    )
+    assert code == 2
+    assert out == ""
+    assert "404" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keys_create_writes_a_working_key_to_the_configured_store(
+    capsys: pytest.CaptureFixture[str],
+    live_server: str,  # noqa: F811
+    e2e_settings: Settings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NAS_DATABASE_URL", e2e_settings.database_url)
+    name = f"cli-created-{uuid.uuid4().hex[:8]}"
+    assert main(["keys", "create", "--name", name]) == 0
+    key = capsys.readouterr().out.strip()
+    ok = httpx.get(f"{live_server}/api/v1/jobs", headers={"Authorization": f"Bearer {key}"})
+    assert ok.status_code == 200
+    with pytest.raises(SystemExit, match="exists already"):
+        create_api_key(name, e2e_settings)
+
+
+def test_commands_need_a_key(capsys: pytest.CaptureFixture[str], live_server: str) -> None:  # noqa: F811
+    with pytest.raises(SystemExit, match="no API key"):
+        main(["--url", live_server, "--key", "", "spaces"])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(not RUNNER_AVAILABLE, reason="runner not available", strict=False)
+def test_submit_watch_pareto_and_download_onnx_with_the_real_runner(
+    capsys: pytest.CaptureFixture[str],
+    live_server: str,  # noqa: F811
+    key: str,
+    dispatcher: subprocess.Popen[bytes],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    job_file = tmp_path / "tiny.yaml"
+    job_file.write_text(
+        "name: cli flow\nspace: {id: mlp, options: {}}\ndataset: {name: digits}\n"
+        "training: {preset: tiny, epochs_scale: 0.4}\n"
+        "search: {algorithm: random, budget: 10, objectives: [{name: accuracy}, {name: params}]}\n"
+    )
+    code, out, err = run(
+        capsys, live_server, key, "submit", str(job_file), "--watch", "--interval", "0.5"
+    )
+    assert code == 0, err
+    job_id = out.strip().splitlines()[0]
+    assert "training" in err and "searching" in err  # one bar per stage
+    assert "succeeded" in err
+
+    code, out, _ = run(capsys, live_server, key, "pareto", job_id)
+    assert code == 0
+    rows = out.strip().splitlines()[2:]
+    assert rows, out
+    candidate = rows[0].split()[0]
+
+    target = tmp_path / "net.onnx"
+    code, out, err = run(
+        capsys, live_server, key, "download", candidate, "--format", "onnx", "-o", str(target)
+    )
+    assert code == 0, err
+    assert out.strip() == str(target)
+    assert target.stat().st_size > 0
+    assert not (tmp_path / "net.onnx.part").exists()
