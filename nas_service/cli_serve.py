@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -25,14 +26,15 @@ STOP_GRACE_S = 30.0
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    """The environment for the dispatcher: ours, with the resolved settings made explicit (and
-    paths absolute) so both processes see the same store and data directory."""
+    """The environment for a child process: ours, with every resolved setting made explicit
+    (paths absolute), so both processes see the same store, data directory and limits."""
     env = dict(os.environ)
-    env["NAS_DATABASE_URL"] = settings.database_url
-    env["NAS_DATA_DIR"] = str(settings.data_dir.resolve())
-    env["NAS_OPTUNA_STORAGE"] = settings.optuna_storage
-    if settings.ray_address:
-        env["NAS_RAY_ADDRESS"] = settings.ray_address
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = value.resolve()
+        env[f"NAS_{name.upper()}"] = str(value)
     return env
 
 
