@@ -7,10 +7,18 @@ dataset ownership, devices, limits, ``supernet_from``).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 BUILTIN_DATASETS = ("digits", "synthetic")
 OBJECTIVES = ("accuracy", "latency_ms", "flops", "params")
@@ -64,30 +72,41 @@ class TrainingSpec(_Strict):
 
 
 class ObjectiveSpec(_Strict):
-    """``bound`` is a constraint: a floor for a maximised objective, a ceiling otherwise."""
+    """``bound`` is a constraint: a floor for a maximised objective, a ceiling otherwise.
+    ``direction`` defaults to the only one that makes sense for the objective."""
 
     name: Literal["accuracy", "latency_ms", "flops", "params"]
     direction: Literal["min", "max"] | None = None
     bound: float | None = None
 
+    @field_validator("direction")
+    @classmethod
+    def _direction(cls, v: str | None, info: ValidationInfo) -> str | None:
+        name = info.data.get("name")
+        expected = OBJECTIVE_DIRECTIONS.get(name) if isinstance(name, str) else None
+        if v is not None and expected is not None and v != expected:
+            verb = "maximised" if expected == "max" else "minimised"
+            raise ValueError(f"{name} can only be {verb} (direction '{expected}'), got '{v}'")
+        return v
+
+    @field_validator("bound")
+    @classmethod
+    def _bound(cls, b: float | None, info: ValidationInfo) -> float | None:
+        if b is None:
+            return b
+        name = info.data.get("name")
+        if not math.isfinite(b):
+            raise ValueError("bound must be a finite number")
+        if name == "accuracy" and not 0.0 < b <= 1.0:
+            raise ValueError(f"accuracy bound is a fraction in (0, 1], got {b:g}")
+        if name in ("latency_ms", "flops", "params") and b <= 0:
+            raise ValueError(f"{name} bound must be positive, got {b:g}")
+        return b
+
     @model_validator(mode="after")
-    def _direction_and_bound(self) -> Self:
-        expected = OBJECTIVE_DIRECTIONS[self.name]
+    def _default_direction(self) -> Self:
         if self.direction is None:
-            self.direction = expected  # type: ignore[assignment]
-        elif self.direction != expected:
-            raise ValueError(
-                f"{self.name} can only be {'maximised' if expected == 'max' else 'minimised'} "
-                f"(direction '{expected}'), got '{self.direction}'"
-            )
-        b = self.bound
-        if b is not None:
-            if b != b or b in (float("inf"), float("-inf")):
-                raise ValueError("bound must be a finite number")
-            if self.name == "accuracy" and not 0.0 < b <= 1.0:
-                raise ValueError(f"accuracy bound is a fraction in (0, 1], got {b}")
-            if self.name != "accuracy" and b <= 0:
-                raise ValueError(f"{self.name} bound must be positive, got {b}")
+            self.direction = OBJECTIVE_DIRECTIONS[self.name]  # type: ignore[assignment]
         return self
 
 

@@ -1,0 +1,51 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from nas_service.api import problems
+from nas_service.api.routes_catalog import public
+from nas_service.api.routes_catalog import router as catalog_router
+from nas_service.api.routes_jobs import router as jobs_router
+from nas_service.api.routes_results import router as results_router
+from nas_service.db import Database
+from nas_service.settings import Settings
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
+    """Build the app. Connects lazily (the engine opens connections on first use); pass ``db``
+    to share an existing store (tests). ``/`` is left free for the dashboard."""
+    app = FastAPI(
+        title="NAS service",
+        version="1.0",
+        description=(
+            "Neural architecture search as a service: submit a job, watch it train and search, "
+            "read the Pareto front, download subnets. Errors are RFC 9457 problem+json with a "
+            "stable `code`. Authenticate with `Authorization: Bearer <key>`."
+        ),
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings.database_url)
+    problems.install(app)
+    app.include_router(public, prefix=API_PREFIX)
+    app.include_router(jobs_router, prefix=API_PREFIX)
+    app.include_router(results_router, prefix=API_PREFIX)
+    app.include_router(catalog_router, prefix=API_PREFIX)
+    # Also at the root, where probes usually look.
+    app.include_router(public)
+    _mount_dashboard(app)
+    return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    try:
+        from nas_service.dashboard import mount_dashboard
+    except ImportError:  # a build without the static dashboard
+        return
+    mount_dashboard(app)

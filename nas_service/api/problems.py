@@ -1,0 +1,126 @@
+"""RFC 9457 problem+json responses and the exception handlers that produce them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nas_service.domain import DomainError, Unauthorized, ValidationFailed
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = "application/problem+json"
+HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+}
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457). ``code`` is stable; match on it, not on ``title`` or ``detail``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str
+    errors: list[FieldErrorOut] | None = None
+
+
+def problem(
+    request: Request,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: Sequence[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:nas-service:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """('body', 'search', 'objectives', 1, 'bound') -> 'search.objectives[1].bound'."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "form"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif "[" in str(p) or str(p).startswith("function-"):
+            continue  # pydantic's internal schema tags, meaningless to a user
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "body"
+
+
+def _reason(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def install(app: FastAPI) -> None:
+    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        errors = None
+        if isinstance(exc, ValidationFailed):
+            errors = [{"field": e.field, "reason": e.reason} for e in exc.errors]
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return problem(request, exc.status, exc.code, exc.title, exc.detail, errors, headers)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": field_path(e.get("loc", ())), "reason": _reason(e)} for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
+        return problem(request, 422, "validation_error", "Invalid input", detail, errors)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        title = code.replace("_", " ").capitalize()
+        return problem(request, exc.status_code, code, title, str(exc.detail))
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            request,
+            500,
+            "internal_error",
+            "Internal server error",
+            "an unexpected error occurred; the server log has the details",
+        )
+
+    app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_error)

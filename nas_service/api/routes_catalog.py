@@ -1,0 +1,153 @@
+"""Datasets (upload and list), search spaces, devices, health and readiness."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from nas_service.api.deps import CallerDep, CtxDep
+from nas_service.api.multipart import read_multipart
+from nas_service.api.problems import Problem, problem
+from nas_service.api.routes_jobs import ERRORS
+from nas_service.api.schemas import (
+    DatasetList,
+    DatasetOut,
+    DeviceList,
+    DeviceOut,
+    Health,
+    SpaceList,
+    SpaceOut,
+)
+from nas_service.db import artifacts as arts
+from nas_service.db import migrate
+from nas_service.domain import ValidationFailed
+from nas_service.services import datasets as ds_svc
+from nas_service.services.spaces import list_space_summaries
+
+router = APIRouter()
+public = APIRouter(tags=["health"])
+
+
+@router.post(
+    "/datasets",
+    status_code=201,
+    response_model=DatasetOut,
+    tags=["datasets"],
+    responses={
+        **ERRORS,
+        409: {"model": Problem, "description": "a dataset of this name exists for this key"},
+        413: {"model": Problem, "description": "the upload exceeds max_upload_bytes"},
+        422: {"model": Problem, "description": "the file failed validation"},
+    },
+    summary="Upload a dataset: multipart file (.npz or .zip of class folders), name?, format?",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "name": {"type": "string"},
+                            "format": {"type": "string", "enum": ["npz", "image-folder"]},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_dataset(
+    request: Request, caller: CallerDep, ctx: CtxDep, response: Response
+) -> DatasetOut:
+    upload = await read_multipart(
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        request.stream(),
+        ds_svc.upload_dir(ctx.settings),
+        ctx.settings.max_upload_bytes,
+    )
+    try:
+        if "file" not in upload.files:
+            raise ValidationFailed.one("file", "the form has no 'file' part")
+        filename, tmp = upload.files["file"]
+        name = upload.fields.get("name") or Path(filename).stem
+        fmt = ds_svc.format_of(filename, upload.fields.get("format") or None)
+
+        # Validation reads the whole file: keep it off the event loop.
+        def store() -> DatasetOut:
+            with ctx.db.transaction() as s:
+                row = ds_svc.store_dataset(s, ctx.settings, caller.owner_id, name, fmt, tmp)
+                return DatasetOut.model_validate(row)
+
+        out = await run_in_threadpool(store)
+    finally:
+        upload.cleanup()
+    response.headers["Location"] = f"/api/v1/datasets/{out.id}"
+    return out
+
+
+@router.get("/datasets", response_model=DatasetList, tags=["datasets"], responses=ERRORS)
+def list_datasets(caller: CallerDep, ctx: CtxDep) -> DatasetList:
+    with ctx.db.transaction() as s:
+        rows = arts.list_datasets(s, caller.owner_id)
+        return DatasetList(items=[DatasetOut.model_validate(d) for d in rows])
+
+
+@router.get(
+    "/datasets/{dataset_id}", response_model=DatasetOut, tags=["datasets"], responses=ERRORS
+)
+def get_dataset(dataset_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> DatasetOut:
+    with ctx.db.transaction() as s:
+        return DatasetOut.model_validate(ds_svc.get_owned_dataset(s, caller.owner_id, dataset_id))
+
+
+@router.get("/search-spaces", response_model=SpaceList, tags=["catalog"], responses=ERRORS)
+def list_search_spaces(caller: CallerDep) -> SpaceList:
+    return SpaceList(items=[SpaceOut(**x) for x in list_space_summaries()])
+
+
+@router.get("/devices", response_model=DeviceList, tags=["catalog"], responses=ERRORS)
+def list_devices(caller: CallerDep, ctx: CtxDep) -> DeviceList:
+    with ctx.db.transaction() as s:
+        return DeviceList(items=[DeviceOut.model_validate(d) for d in arts.list_devices(s)])
+
+
+@public.get("/healthz", response_model=Health, summary="Liveness (no auth)")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@public.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Problem, "description": "database unreachable or not migrated"}},
+    summary="Readiness: database reachable and migrated to head (no auth)",
+)
+def readyz(request: Request, ctx: CtxDep) -> Response:
+    try:
+        with ctx.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = migrate.current_revision(ctx.db.engine)
+    except Exception as exc:
+        return problem(
+            request, 503, "not_ready", "Not ready", f"database unreachable: {type(exc).__name__}"
+        )
+    head = migrate.head_revision()
+    if current != head:
+        return problem(
+            request,
+            503,
+            "not_ready",
+            "Not ready",
+            f"database at migration {current}, code expects {head}: run 'alembic upgrade head'",
+        )
+    body = Health(status="ready", database=ctx.db.dialect, revision=current, head=head)
+    return JSONResponse(body.model_dump())

@@ -1,0 +1,135 @@
+"""Jobs: submit, list, read, cancel, retry, events, training metrics."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from nas_service.api.deps import CallerDep, CtxDep
+from nas_service.api.problems import Problem
+from nas_service.api.schemas import EventOut, EventPage, JobOut, JobPage, MetricOut, MetricPage
+from nas_service.db import Job, results
+from nas_service.db import jobs as job_repo
+from nas_service.db.types import utcnow
+from nas_service.domain import JobSpec, ValidationFailed
+from nas_service.services import jobs as svc
+
+router = APIRouter(tags=["jobs"])
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "missing or unknown API key"},
+    404: {"model": Problem, "description": "no such job for this key"},
+}
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def job_out(job: Job) -> JobOut:
+    out = JobOut.model_validate(job)
+    if job.started_at is not None:
+        end = job.finished_at or utcnow()
+        out.elapsed_s = round((end - job.started_at).total_seconds(), 3)
+    return out
+
+
+def _limit(ctx: CtxDep, limit: int) -> int:
+    if limit > ctx.settings.page_size_max:
+        raise ValidationFailed.one(
+            "limit", f"{limit} exceeds the maximum page size {ctx.settings.page_size_max}"
+        )
+    return limit
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=JobOut,
+    responses={
+        **ERRORS,
+        422: {"model": Problem, "description": "invalid spec; errors name each field"},
+        429: {"model": Problem, "description": "too many queued or running jobs for this key"},
+    },
+    summary="Submit a search job",
+)
+def submit_job(spec: JobSpec, caller: CallerDep, ctx: CtxDep, response: Response) -> JobOut:
+    with ctx.db.transaction() as s:
+        job = svc.submit_job(s, ctx.settings, caller.owner_id, spec)
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return job_out(job)
+
+
+@router.get("/jobs", response_model=JobPage, responses=ERRORS, summary="List this key's jobs")
+def list_jobs(
+    caller: CallerDep,
+    ctx: CtxDep,
+    status: Annotated[list[Status] | None, Query(description="repeat to filter several")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+) -> JobPage:
+    with ctx.db.transaction() as s:
+        page, nxt = svc.list_jobs(
+            s, caller.owner_id, list(status or []), cursor, _limit(ctx, limit)
+        )
+        return JobPage(items=[job_out(j) for j in page], next_cursor=nxt)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Read a job")
+def get_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
+    with ctx.db.transaction() as s:
+        return job_out(svc.get_owned_job(s, caller.owner_id, job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    responses={**ERRORS, 409: {"model": Problem, "description": "the job already finished"}},
+    summary="Cancel a job (queued: at once; running: within seconds)",
+)
+def cancel_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
+    with ctx.db.transaction() as s:
+        return job_out(svc.cancel_job(s, caller.owner_id, job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    response_model=JobOut,
+    responses={**ERRORS, 409: {"model": Problem, "description": "not failed or cancelled"}},
+    summary="Queue a failed or cancelled job again (it resumes from its checkpoints)",
+)
+def retry_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
+    with ctx.db.transaction() as s:
+        return job_out(svc.retry_job(s, caller.owner_id, job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/events", response_model=EventPage, responses=ERRORS, summary="Job events"
+)
+def list_events(
+    job_id: uuid.UUID,
+    caller: CallerDep,
+    ctx: CtxDep,
+    after: Annotated[int, Query(ge=0, description="last event id seen")] = 0,
+    limit: Annotated[int, Query(ge=1)] = 200,
+) -> EventPage:
+    with ctx.db.transaction() as s:
+        svc.get_owned_job(s, caller.owner_id, job_id)
+        rows = job_repo.list_events(s, job_id, after=after, limit=_limit(ctx, limit))
+        items = [EventOut.model_validate(e) for e in rows]
+    return EventPage(items=items, next_after=items[-1].id if items else None)
+
+
+@router.get(
+    "/jobs/{job_id}/metrics", response_model=MetricPage, responses=ERRORS, summary="Training curves"
+)
+def list_metrics(
+    job_id: uuid.UUID,
+    caller: CallerDep,
+    ctx: CtxDep,
+    after: Annotated[int, Query(ge=-1, description="last seq seen; -1 for the start")] = -1,
+    limit: Annotated[int, Query(ge=1)] = 500,
+) -> MetricPage:
+    with ctx.db.transaction() as s:
+        svc.get_owned_job(s, caller.owner_id, job_id)
+        rows = results.list_train_metrics(s, job_id, after=after, limit=_limit(ctx, limit))
+        items = [MetricOut.model_validate(m) for m in rows]
+    return MetricPage(items=items, next_after=items[-1].seq if items else None)

@@ -1,0 +1,137 @@
+"""Candidates, the Pareto front, and subnet downloads."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import select
+
+from nas_service.api.deps import CallerDep, CtxDep
+from nas_service.api.problems import Problem
+from nas_service.api.routes_jobs import ERRORS, _limit
+from nas_service.api.schemas import CandidateOut, CandidatePage, ExportPending, ParetoOut
+from nas_service.db import Job
+from nas_service.db.queries import SORTABLE, CandidateFilter, list_candidates, pareto_front
+from nas_service.domain import JobStatus, NotFound
+from nas_service.services import jobs as svc
+from nas_service.services.exports import subnet_download
+
+router = APIRouter(tags=["results"])
+SortKey = Literal[SORTABLE]  # type: ignore[valid-type]
+
+
+@router.get(
+    "/jobs/{job_id}/candidates",
+    response_model=CandidatePage,
+    responses=ERRORS,
+    summary="Candidates of a job: filter, sort by any objective column, paginate",
+)
+def get_candidates(
+    job_id: uuid.UUID,
+    caller: CallerDep,
+    ctx: CtxDep,
+    source: Literal["predicted", "measured"] | None = None,
+    feasible: bool | None = None,
+    pareto: bool | None = None,
+    device: str | None = None,
+    sort: SortKey = "id",
+    order: Literal["asc", "desc"] = "asc",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1)] = 100,
+) -> CandidatePage:
+    flt = CandidateFilter(source=source, feasible=feasible, pareto=pareto, device=device)
+    with ctx.db.transaction() as s:
+        svc.get_owned_job(s, caller.owner_id, job_id)
+        rows = list_candidates(
+            s, job_id, flt, sort=sort, order=order, offset=offset, limit=_limit(ctx, limit) + 1
+        )
+        items = [CandidateOut.model_validate(c) for c in rows[:limit]]
+    return CandidatePage(items=items, next_offset=offset + limit if len(rows) > limit else None)
+
+
+def _etag(job_id: uuid.UUID, version: int, status: str) -> str:
+    return f'"{job_id.hex[:12]}-{version}-{status}"'
+
+
+@router.get(
+    "/jobs/{job_id}/pareto",
+    response_model=ParetoOut,
+    responses={**ERRORS, 304: {"description": "unchanged since the ETag sent in If-None-Match"}},
+    summary="The Pareto front (current while running, measured at the end); ETag-aware",
+)
+def get_pareto(
+    job_id: uuid.UUID,
+    caller: CallerDep,
+    ctx: CtxDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    headers = {"Cache-Control": "no-cache"}
+    with ctx.db.transaction() as s:
+        if if_none_match:
+            # Cheap path for pollers: one primary-key lookup decides 304.
+            row = s.execute(
+                select(Job.pareto_version, Job.status).where(
+                    Job.id == job_id, Job.owner_id == caller.owner_id
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            etag = _etag(job_id, row[0], row[1])
+            if etag in [t.strip() for t in if_none_match.split(",")] or if_none_match == "*":
+                return Response(status_code=304, headers={**headers, "ETag": etag})
+        found = pareto_front(s, job_id, caller.owner_id)
+        if found is None:
+            raise NotFound(f"no job {job_id}")
+        job, front = found
+        out = ParetoOut(
+            job_id=job.id,
+            status=job.status,
+            version=job.pareto_version,
+            final=job.status == JobStatus.succeeded.value,
+            front=[CandidateOut.model_validate(c) for c in front],
+            hypervolume_history=list(job.pareto_history or []),
+        )
+        etag = _etag(job.id, job.pareto_version, job.status)
+    return JSONResponse(out.model_dump(mode="json"), headers={**headers, "ETag": etag})
+
+
+@router.get(
+    "/candidates/{candidate_id}/subnet",
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the exported file"},
+        202: {"model": ExportPending, "description": "export requested or in progress"},
+        401: {"model": Problem},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "the job failed or was cancelled"},
+        500: {"model": Problem, "description": "the export failed"},
+    },
+    summary="Download an exported subnet (weights, TorchScript or ONNX)",
+    response_model=None,
+)
+def download_subnet(
+    candidate_id: int,
+    caller: CallerDep,
+    ctx: CtxDep,
+    request: Request,
+    format: Literal["weights", "torchscript", "onnx"] = "weights",
+) -> Response:
+    with ctx.db.transaction() as s:
+        dl = subnet_download(s, caller.owner_id, candidate_id, format)
+    if dl.path is None:
+        wait = ctx.settings.export_retry_after_s
+        body = ExportPending(
+            artifact_id=dl.artifact.id, status=dl.artifact.status, retry_after_s=wait
+        )
+        return JSONResponse(body.model_dump(), status_code=202, headers={"Retry-After": str(wait)})
+    etag = f'"{dl.artifact.sha256}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return FileResponse(
+        dl.path,
+        media_type="application/octet-stream",
+        filename=dl.filename,
+        headers={"ETag": etag, "X-Checksum-SHA256": dl.artifact.sha256 or ""},
+    )

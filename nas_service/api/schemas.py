@@ -1,0 +1,158 @@
+"""Response models (the OpenAPI contract). Built from ORM rows with ``from_attributes``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class JobOut(_Out):
+    id: uuid.UUID
+    name: str | None
+    status: str = Field(description="queued | running | succeeded | failed | cancelled")
+    stage: str | None = Field(
+        description="training | predicting | searching | measuring | exporting"
+    )
+    progress: dict[str, Any] = Field(description="numbers the runner reports (phase, epoch, ...)")
+    attempt: int
+    cancel_requested: bool
+    error: str | None
+    space_id: str
+    spec: dict[str, Any]
+    supernet_from: uuid.UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    pareto_version: int
+    elapsed_s: float | None = Field(default=None, description="running time so far, or in all")
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null at the end"
+    )
+
+
+class EventOut(_Out):
+    id: int
+    ts: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    message: str
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_after: int | None
+
+
+class MetricOut(_Out):
+    seq: int
+    phase: str
+    epoch: int
+    step: int
+    metrics: dict[str, Any]
+    ts: datetime
+
+
+class MetricPage(BaseModel):
+    items: list[MetricOut]
+    next_after: int | None = Field(description="the last seq returned; pass as ?after=")
+
+
+class CandidateOut(_Out):
+    id: int
+    job_id: uuid.UUID
+    arch: dict[str, Any]
+    genotype: str
+    arch_short: str
+    device: str
+    accuracy: float | None
+    latency_ms: float | None
+    flops: int | None
+    params: int | None
+    predicted_accuracy: float | None
+    predicted_latency_ms: float | None
+    source: str = Field(description="predicted | measured")
+    feasible: bool
+    is_pareto: bool
+    objectives: dict[str, Any]
+    created_at: datetime
+
+
+class CandidatePage(BaseModel):
+    items: list[CandidateOut]
+    next_offset: int | None
+
+
+class ParetoOut(BaseModel):
+    job_id: uuid.UUID
+    status: str
+    version: int = Field(description="bumped whenever the front changes (also the ETag)")
+    final: bool = Field(description="true once the job succeeded: the measured front")
+    front: list[CandidateOut]
+    hypervolume_history: list[dict[str, Any]]
+
+
+class DatasetOut(_Out):
+    id: uuid.UUID
+    name: str
+    format: str
+    info: dict[str, Any]
+    created_at: datetime
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetOut]
+
+
+class SpaceOut(BaseModel):
+    id: str
+    description: str
+    default_spec: dict[str, Any]
+    num_dims: int
+    dims_by_kind: dict[str, dict[str, Any]]
+    size: str | None
+    flops_range: list[int]
+    params_range: list[int]
+
+
+class SpaceList(BaseModel):
+    items: list[SpaceOut]
+
+
+class DeviceOut(_Out):
+    name: str
+    torch_device: str
+    threads: int
+    batch_size: int
+    ray_resource: str | None
+    description: str
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]
+
+
+class ExportPending(BaseModel):
+    artifact_id: int
+    status: str
+    retry_after_s: int
+
+
+class Health(BaseModel):
+    status: str
+    database: str | None = None
+    revision: str | None = None
+    head: str | None = None

@@ -1,0 +1,1 @@
+"""Use cases behind the API: validation, ownership, uploads. Raise domain exceptions only."""

@@ -1,0 +1,108 @@
+"""Storing uploaded datasets: validate, checksum, move under ``data_dir``, record."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from nas_service.db import Dataset
+from nas_service.db import artifacts as arts
+from nas_service.domain import ArtifactKind, ArtifactStatus, Conflict, NotFound, ValidationFailed
+from nas_service.services.uploads import inspect_image_zip, inspect_npz
+from nas_service.settings import Settings
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+FORMATS = {".npz": "npz", ".zip": "image-folder"}
+
+
+def upload_dir(settings: Settings) -> Path:
+    d = settings.data_dir / "tmp"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def format_of(filename: str, declared: str | None) -> str:
+    if declared is not None:
+        if declared not in FORMATS.values():
+            raise ValidationFailed.one(
+                "format", f"unknown format {declared!r}; allowed: {sorted(FORMATS.values())}"
+            )
+        return declared
+    fmt = FORMATS.get(Path(filename).suffix.lower())
+    if fmt is None:
+        raise ValidationFailed.one(
+            "file", f"cannot tell the format of {filename!r}: upload a .npz or a .zip of images"
+        )
+    return fmt
+
+
+def check_name(s: Session, owner_id: int, name: str) -> None:
+    if not NAME_RE.match(name):
+        raise ValidationFailed.one(
+            "name", f"{name!r}: use 1-100 letters, digits, '.', '_' or '-', starting alphanumeric"
+        )
+    if arts.dataset_name_taken(s, owner_id, name):
+        raise Conflict(f"this key already has a dataset named {name!r}")
+
+
+def store_dataset(
+    s: Session,
+    settings: Settings,
+    owner_id: int,
+    name: str,
+    fmt: str,
+    tmp_path: Path,
+) -> Dataset:
+    """Validate ``tmp_path`` (removed in every case) and store it as a ready artifact."""
+    try:
+        check_name(s, owner_id, name)
+        info = (
+            inspect_npz(tmp_path, settings)
+            if fmt == "npz"
+            else inspect_image_zip(tmp_path, settings)
+        )
+        digest, size = _sha256(tmp_path)
+        dest_dir = (settings.data_dir / "datasets").resolve()
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / f"{uuid.uuid4()}{'.npz' if fmt == 'npz' else '.zip'}"
+        shutil.move(str(tmp_path), dest)  # same filesystem as data_dir/tmp: an atomic rename
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    try:
+        art = arts.create_artifact(
+            s,
+            owner_id,
+            ArtifactKind.dataset,
+            status=ArtifactStatus.ready,
+            uri=str(dest),
+            sha256=digest,
+            size_bytes=size,
+        )
+        info["sha256"] = digest
+        info["size_bytes"] = size
+        return arts.create_dataset(s, owner_id, name, fmt, art.id, info)
+    except Exception:
+        dest.unlink(missing_ok=True)  # keep no file without its row
+        raise
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def get_owned_dataset(s: Session, owner_id: int, dataset_id: uuid.UUID) -> Dataset:
+    ds = arts.get_dataset(s, dataset_id, owner_id)
+    if ds is None:
+        raise NotFound(f"no dataset {dataset_id}")
+    return ds
