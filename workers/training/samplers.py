@@ -64,6 +64,7 @@ class SubnetSampler(ABC):
     def __init__(self, space: SearchSpace, config: SamplerConfig, seed: int):
         self.space = space
         self.config = config
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         # The pool fixes the histogram edges (and the bins of the complexity-aware sampler).
         pool_rng = np.random.default_rng([seed, 1])
@@ -92,11 +93,21 @@ class SubnetSampler(ABC):
         self.counts[:] = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rng": _rng_state(self.rng), "counts": self.counts.tolist()}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "rng": _rng_state(self.rng),
+            "counts": self.counts.tolist(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:
             raise ValueError(f"sampler state is for '{state.get('name')}', not '{self.name}'")
+        if state.get("seed") != self.seed:
+            # The pool (and so the bins) derive from the seed: another seed means other bins.
+            raise ValueError(
+                f"sampler state has seed {state.get('seed')}, this sampler {self.seed}"
+            )
         _set_rng_state(self.rng, state["rng"])
         self.counts = np.asarray(state["counts"], dtype=np.int64)
 
