@@ -34,7 +34,8 @@ async function problemOf(response) {
   return { status: response.status, title: response.statusText || "error" };
 }
 
-export async function request(method, path, { body, headers = {}, raw = false } = {}) {
+// quiet: a 401 is the caller's business (sign-in) rather than a reason to sign out.
+export async function request(method, path, { body, headers = {}, raw = false, quiet = false } = {}) {
   const h = { Accept: "application/json", ...headers };
   const key = getKey();
   if (key) h.Authorization = `Bearer ${key}`;
@@ -46,7 +47,7 @@ export async function request(method, path, { body, headers = {}, raw = false } 
   const response = await fetch(PREFIX + path, init);
   if (response.status === 401) {
     const problem = await problemOf(response);
-    document.dispatchEvent(new CustomEvent("nas:unauthorized", { detail: problem }));
+    if (!quiet) document.dispatchEvent(new CustomEvent("nas:unauthorized", { detail: problem }));
     throw new ApiError(401, problem);
   }
   if (!response.ok && response.status !== 304) throw new ApiError(response.status, await problemOf(response));

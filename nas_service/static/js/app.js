@@ -1,6 +1,6 @@
 // Entry point: hash routes #/jobs, #/jobs/<id>, #/new; sign-in when no key is stored.
 
-import { ApiError, get, getKey, itemsOf, setKey } from "./api.js";
+import { ApiError, get, getKey, itemsOf, request, setKey } from "./api.js";
 import { badge, h, jobFraction, progressBar, TERMINAL, when } from "./dom.js";
 import { renderJob } from "./job.js";
 import { renderForm } from "./form.js";
@@ -21,7 +21,7 @@ function renderLogin(message) {
     ev.preventDefault();
     setKey(input.value.trim());
     try {
-      await get("/jobs?limit=1");
+      await request("GET", "/jobs?limit=1", { quiet: true });
       if (!location.hash || location.hash === "#/login") location.hash = "#/jobs";
       else route();
     } catch (e) {

@@ -75,6 +75,8 @@ export function renderJob(view, jobId) {
   const events = h("ul", { id: "events" });
   let metrics = [];
   let lastSeq = null;
+  let eventList = [];
+  let lastEvent = 0;
   let job = null;
   let timer = null;
   let stopped = false;
@@ -117,6 +119,7 @@ export function renderJob(view, jobId) {
     const t = job.timings && typeof job.timings === "object" ? job.timings : {};
     const rows = [["created", when(job.created_at)], ["started", when(job.started_at)],
       ["finished", when(job.finished_at)], ["attempt", job.attempt ?? "—"]];
+    if (isNum(job.elapsed_s)) rows.push(["elapsed (s)", job.elapsed_s.toFixed(1)]);
     for (const s of STAGES) if (isNum(t[s])) rows.push([`${s} (s)`, t[s].toFixed(1)]);
     for (const [k, v] of Object.entries(t)) if (!STAGES.includes(k) && isNum(v)) rows.push([k, v.toFixed(1)]);
     timings.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
@@ -163,7 +166,12 @@ export function renderJob(view, jobId) {
         drawCurves();
       }
       await pareto.refresh();
-      drawEvents(itemsOf(await get(`/jobs/${jobId}/events`)));
+      const newEvents = itemsOf(await get(`/jobs/${jobId}/events?after=${lastEvent}`));
+      if (newEvents.length) {
+        eventList = eventList.concat(newEvents);
+        lastEvent = Math.max(lastEvent, ...newEvents.map((e) => e.id).filter(isNum));
+        drawEvents(eventList);
+      }
       if (TERMINAL.has(job.status)) {
         stopped = true;
         pollNote.textContent = `job ${job.status}; updates stopped`;
