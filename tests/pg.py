@@ -2,12 +2,12 @@
 
 Usage in a folder's conftest.py::
 
-    from tests.pg import db, pg_url, clean_db  # noqa: F401  (fixtures)
+    from tests.pg import db, pg_url  # noqa: F401  (fixtures)
 
 The URL comes from ``NAS_TEST_DATABASE_URL`` (default: postgres on 127.0.0.1, database
 ``nas_test``). Each test process works in its own database, ``<name>_p<pid>``, created and
 migrated once per session and dropped at the end, so parallel test runs on one server never see
-each other's rows. ``clean_db`` truncates every table after a test and re-seeds the ``cpu``
+each other's rows. the ``db`` fixture empties every table after a test and re-seeds the ``cpu``
 device.
 """
 
@@ -94,8 +94,11 @@ def session_database() -> Database:
 
 
 def clean(db: Database) -> None:
+    # DELETE, not TRUNCATE: TRUNCATE swaps files on disk and costs ~0.4 s per call here,
+    # DELETE on a few rows ~10 ms. Ids are not reset; tests never rely on their values.
     with db.engine.begin() as c:
-        c.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        for table in TABLES:  # children first, so foreign keys never block a delete
+            c.execute(text(f"DELETE FROM {table}"))
         c.execute(
             text(
                 "INSERT INTO devices (name, torch_device, threads, batch_size, description) "

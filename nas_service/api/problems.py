@@ -124,3 +124,31 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_error)
+
+
+DEFAULT_DESCRIPTIONS = {
+    401: "missing, unknown or revoked API key",
+    404: "no such resource for this key",
+    409: "conflicts with the resource's state",
+    413: "payload too large",
+    422: "invalid input; errors[] names each field and why",
+    429: "too many active jobs for this key",
+    500: "server-side failure",
+    503: "not ready",
+}
+
+
+def responses(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for problem+json answers: ``responses(401, 404, c409="...")``."""
+    out: dict[int | str, dict[str, Any]] = {}
+    items = [(c, DEFAULT_DESCRIPTIONS.get(c, "error")) for c in codes]
+    items += [(int(k.lstrip("c")), v) for k, v in described.items()]
+    for code, desc in items:
+        out[code] = {
+            "model": Problem,
+            "description": desc,
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        }
+    return out

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nas_service.api.deps import CallerDep, CtxDep
 from nas_service.api.multipart import read_multipart
-from nas_service.api.problems import Problem, problem
+from nas_service.api.problems import problem, responses
 from nas_service.api.routes_jobs import ERRORS
 from nas_service.api.schemas import (
     DatasetList,
@@ -38,12 +38,12 @@ public = APIRouter(tags=["health"])
     status_code=201,
     response_model=DatasetOut,
     tags=["datasets"],
-    responses={
-        **ERRORS,
-        409: {"model": Problem, "description": "a dataset of this name exists for this key"},
-        413: {"model": Problem, "description": "the upload exceeds max_upload_bytes"},
-        422: {"model": Problem, "description": "the file failed validation"},
-    },
+    responses=responses(
+        401,
+        422,
+        c409="a dataset of this name exists for this key",
+        c413="the upload exceeds max_upload_bytes",
+    ),
     summary="Upload a dataset: multipart file (.npz or .zip of class folders), name?, format?",
     openapi_extra={
         "requestBody": {
@@ -94,7 +94,7 @@ async def upload_dataset(
     return out
 
 
-@router.get("/datasets", response_model=DatasetList, tags=["datasets"], responses=ERRORS)
+@router.get("/datasets", response_model=DatasetList, tags=["datasets"], responses=responses(401))
 def list_datasets(caller: CallerDep, ctx: CtxDep) -> DatasetList:
     with ctx.db.transaction() as s:
         rows = arts.list_datasets(s, caller.owner_id)
@@ -109,12 +109,12 @@ def get_dataset(dataset_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> Datase
         return DatasetOut.model_validate(ds_svc.get_owned_dataset(s, caller.owner_id, dataset_id))
 
 
-@router.get("/search-spaces", response_model=SpaceList, tags=["catalog"], responses=ERRORS)
+@router.get("/search-spaces", response_model=SpaceList, tags=["catalog"], responses=responses(401))
 def list_search_spaces(caller: CallerDep) -> SpaceList:
     return SpaceList(items=[SpaceOut(**x) for x in list_space_summaries()])
 
 
-@router.get("/devices", response_model=DeviceList, tags=["catalog"], responses=ERRORS)
+@router.get("/devices", response_model=DeviceList, tags=["catalog"], responses=responses(401))
 def list_devices(caller: CallerDep, ctx: CtxDep) -> DeviceList:
     with ctx.db.transaction() as s:
         return DeviceList(items=[DeviceOut.model_validate(d) for d in arts.list_devices(s)])
@@ -128,7 +128,7 @@ def healthz() -> Health:
 @public.get(
     "/readyz",
     response_model=Health,
-    responses={503: {"model": Problem, "description": "database unreachable or not migrated"}},
+    responses=responses(c503="database unreachable or not migrated"),
     summary="Readiness: database reachable and migrated to head (no auth)",
 )
 def readyz(request: Request, ctx: CtxDep) -> Response:

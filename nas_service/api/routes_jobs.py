@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from nas_service.api.deps import CallerDep, CtxDep
-from nas_service.api.problems import Problem
+from nas_service.api.problems import responses
 from nas_service.api.schemas import EventOut, EventPage, JobOut, JobPage, MetricOut, MetricPage
 from nas_service.db import Job, results
 from nas_service.db import jobs as job_repo
@@ -17,10 +17,7 @@ from nas_service.domain import JobSpec, ValidationFailed
 from nas_service.services import jobs as svc
 
 router = APIRouter(tags=["jobs"])
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem, "description": "missing or unknown API key"},
-    404: {"model": Problem, "description": "no such job for this key"},
-}
+ERRORS = responses(401, 404, 422)
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -44,11 +41,7 @@ def _limit(ctx: CtxDep, limit: int) -> int:
     "/jobs",
     status_code=201,
     response_model=JobOut,
-    responses={
-        **ERRORS,
-        422: {"model": Problem, "description": "invalid spec; errors name each field"},
-        429: {"model": Problem, "description": "too many queued or running jobs for this key"},
-    },
+    responses=responses(401, 422, 429),
     summary="Submit a search job",
 )
 def submit_job(spec: JobSpec, caller: CallerDep, ctx: CtxDep, response: Response) -> JobOut:
@@ -58,7 +51,9 @@ def submit_job(spec: JobSpec, caller: CallerDep, ctx: CtxDep, response: Response
     return job_out(job)
 
 
-@router.get("/jobs", response_model=JobPage, responses=ERRORS, summary="List this key's jobs")
+@router.get(
+    "/jobs", response_model=JobPage, responses=responses(401, 422), summary="List this key's jobs"
+)
 def list_jobs(
     caller: CallerDep,
     ctx: CtxDep,
@@ -82,7 +77,7 @@ def get_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
 @router.post(
     "/jobs/{job_id}/cancel",
     response_model=JobOut,
-    responses={**ERRORS, 409: {"model": Problem, "description": "the job already finished"}},
+    responses=responses(401, 404, 422, c409="the job already finished"),
     summary="Cancel a job (queued: at once; running: within seconds)",
 )
 def cancel_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
@@ -93,7 +88,7 @@ def cancel_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
 @router.post(
     "/jobs/{job_id}/retry",
     response_model=JobOut,
-    responses={**ERRORS, 409: {"model": Problem, "description": "not failed or cancelled"}},
+    responses=responses(401, 404, 422, c409="the job is not failed or cancelled"),
     summary="Queue a failed or cancelled job again (it resumes from its checkpoints)",
 )
 def retry_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:

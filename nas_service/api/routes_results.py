@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 
 from nas_service.api.deps import CallerDep, CtxDep
-from nas_service.api.problems import Problem
+from nas_service.api.problems import responses
 from nas_service.api.routes_jobs import ERRORS, _limit
 from nas_service.api.schemas import CandidateOut, CandidatePage, ExportPending, ParetoOut
 from nas_service.db import Job
@@ -103,10 +103,10 @@ def get_pareto(
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "the exported file"},
         202: {"model": ExportPending, "description": "export requested or in progress"},
-        401: {"model": Problem},
-        404: {"model": Problem},
-        409: {"model": Problem, "description": "the job failed or was cancelled"},
-        500: {"model": Problem, "description": "the export failed"},
+        304: {"description": "unchanged since the ETag sent in If-None-Match"},
+        **responses(
+            401, 404, 422, c409="the job failed or was cancelled", c500="the export failed"
+        ),
     },
     summary="Download an exported subnet (weights, TorchScript or ONNX)",
     response_model=None,

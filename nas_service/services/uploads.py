@@ -85,6 +85,10 @@ def inspect_npz(path: Path, settings: Settings) -> dict[str, Any]:
     for key in ("x", "y"):
         if key not in arrays:
             raise _fail(f"npz: missing array '{key}'; found {sorted(arrays)}")
+    for key, value in arrays.items():
+        # NpzFile hands back raw bytes for a member that is not a valid .npy array.
+        if not isinstance(value, np.ndarray):
+            raise _fail(f"not a readable .npz file: member '{key}' is not a .npy array")
     x, y = arrays["x"], arrays["y"]
     info = _check_xy(x, y, "x", "y")
     if ("x_test" in arrays) != ("y_test" in arrays):

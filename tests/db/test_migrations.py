@@ -15,8 +15,9 @@ from nas_service.db.models import Base
 from tests.pg import create_database, drop_database, scratch_url
 
 
-@pytest.fixture
-def scratch_engine() -> Iterator[Engine]:
+@pytest.fixture(scope="module")
+def _scratch() -> Iterator[Engine]:
+    # One database for the module: creating and dropping one costs seconds (checkpoints).
     url = scratch_url("mig")
     drop_database(url)
     create_database(url)
@@ -26,6 +27,13 @@ def scratch_engine() -> Iterator[Engine]:
     finally:
         engine.dispose()
         drop_database(url)
+
+
+@pytest.fixture
+def scratch_engine(_scratch: Engine) -> Iterator[Engine]:
+    downgrade(_scratch, "base")
+    yield _scratch
+    downgrade(_scratch, "base")
 
 
 def _diff(engine: Engine) -> list[object]:
