@@ -1,0 +1,160 @@
+"""Subnet export: weights + arch JSON, TorchScript and ONNX, each checked against the supernet."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from search_spaces import get_space
+from search_spaces.base import SearchSpace
+from search_spaces.nn import Supernet, build_static, build_supernet
+from workers.export import ExportParityError, export_subnet
+
+torch.set_num_threads(1)
+
+TINY = {
+    "small_input": True,
+    "width_mult": 0.25,
+    "num_classes": 4,
+    "in_channels": 1,
+    "resolutions": [8, 12],
+    "kernels": [3, 5],
+    "expands": [2, 3],
+    "depths": [1, 2],
+}
+
+
+def perturbed(space: SearchSpace) -> Supernet:
+    """A supernet with non-trivial BN statistics and kernel transforms."""
+    torch.manual_seed(0)
+    net = build_supernet(space)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if "transforms" in name or p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+        net.train()
+        net(net.prepare_input(torch.randn(8, *space.input_shape(space.max_arch()))))
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def mbv3() -> tuple[SearchSpace, Supernet, dict[str, int]]:
+    space = get_space("mbv3", **TINY)
+    net = perturbed(space)
+    arch = space.sample(np.random.default_rng(2))
+    arch["resolution"] = 8
+    return space, net, space.canonical(arch)
+
+
+def reference(net: Supernet, arch: dict[str, int], x: torch.Tensor) -> torch.Tensor:
+    net.set_active(arch)
+    with torch.no_grad():
+        return net(net.prepare_input(x))
+
+
+def check_artifact(path: Path, sha: str, size: int) -> None:
+    assert path.is_file()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    assert path.stat().st_size == size
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_weights_reload_without_the_supernet(mbv3, tmp_path: Path) -> None:
+    space, net, arch = mbv3
+    x = torch.randn(3, 1, 12, 12)  # resized to the arch's resolution by the supernet
+    res = export_subnet(net, space, arch, "weights", tmp_path, x)
+    check_artifact(res.path, res.sha256, res.size)
+    assert res.path.suffix == ".pt" and res.max_abs_diff <= 1e-5
+    payload = torch.load(res.path, weights_only=True)
+    assert payload["arch"] == arch and payload["space"] == space.spec()
+    static = build_static(payload["space"], payload["arch"])
+    static.load_state_dict(payload["state_dict"])
+    static.eval()
+    x8 = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        got = static(x8)
+    assert float((got - reference(net, arch, x8)).abs().max()) <= 1e-5
+    # the export leaves the supernet's own active arch alone
+    other = space.max_arch()
+    net.set_active(other)
+    export_subnet(net, space, arch, "weights", tmp_path, x)
+    assert net.active == other
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_runs_other_batch_sizes(mbv3, tmp_path: Path) -> None:
+    space, net, arch = mbv3
+    res = export_subnet(net, space, arch, "torchscript", tmp_path)
+    check_artifact(res.path, res.sha256, res.size)
+    assert res.path.name.endswith(".torchscript.pt")
+    module = torch.jit.load(str(res.path))
+    x = torch.randn(7, 1, 8, 8)
+    with torch.no_grad():
+        assert float((module(x) - reference(net, arch, x)).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "exporter", ["torchscript", pytest.param("dynamo", marks=pytest.mark.slow)]
+)
+def test_onnx_has_a_dynamic_batch_axis(mbv3, tmp_path: Path, exporter: str) -> None:
+    space, net, arch = mbv3
+    res = export_subnet(net, space, arch, "onnx", tmp_path, onnx_exporter=exporter)
+    check_artifact(res.path, res.sha256, res.size)
+    assert [p.name for p in tmp_path.iterdir()] == [res.path.name]  # one self-contained file
+    session = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    x = torch.randn(6, 1, 8, 8)
+    (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert out.shape == (6, 4)
+    assert float((torch.from_numpy(out) - reference(net, arch, x)).abs().max()) <= 1e-4
+
+
+def test_mlp_exports_and_named_files(tmp_path: Path) -> None:
+    space = get_space("mlp", in_features=6, widths=[4, 8], depths=[1, 2], num_classes=3)
+    net = perturbed(space)
+    arch = {"depth": 2, "l1.width": 8, "l2.width": 4}
+    res = export_subnet(net, space, arch, "weights", tmp_path, name="best")
+    assert res.path == tmp_path / "best.pt"
+    res2 = export_subnet(
+        net.extract(arch), space, arch, "onnx", tmp_path, onnx_exporter="torchscript"
+    )
+    assert res2.path.name.startswith("mlp-") and res2.max_abs_diff <= 1e-4
+    again = export_subnet(net, space, arch, "weights", tmp_path, name="best")
+    assert again.path == res.path  # replaced in place
+    first, second = (
+        torch.load(res.path, weights_only=True),
+        torch.load(again.path, weights_only=True),
+    )
+    assert first["arch"] == second["arch"] == arch
+    assert all(torch.equal(v, second["state_dict"][k]) for k, v in first["state_dict"].items())
+
+
+class Shifted(nn.Sequential):
+    """A static MLP whose own output is off by 1e-3: its weights alone cannot reproduce it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + 1e-3
+
+
+def test_parity_failure_raises_and_leaves_no_file(tmp_path: Path) -> None:
+    space = get_space("mlp", in_features=6, widths=[4], depths=[1], num_classes=3)
+    arch = space.max_arch()
+    module = Shifted(*build_static(space, arch))
+    with pytest.raises(ExportParityError, match=r"weights export of w4 differs .* tolerance 1e-05"):
+        export_subnet(module, space, arch, "weights", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_format_and_arch_are_named(mbv3, tmp_path: Path) -> None:
+    space, net, arch = mbv3
+    with pytest.raises(ValueError, match=r"fmt='pickle'.*\['weights', 'torchscript', 'onnx'\]"):
+        export_subnet(net, space, arch, "pickle", tmp_path)
+    with pytest.raises(ValueError, match="onnx_exporter='tf'"):
+        export_subnet(net, space, arch, "onnx", tmp_path, onnx_exporter="tf")
+    with pytest.raises(ValueError, match=r"s1\.depth=9"):
+        export_subnet(net, space, dict(arch, **{"s1.depth": 9}), "weights", tmp_path)

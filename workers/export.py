@@ -1,0 +1,227 @@
+"""Export a subnet as weights + arch JSON, TorchScript or ONNX, checked against the supernet.
+
+Every artifact is written to a temporary file in the target folder, loaded back the way a user
+would load it, compared with the supernet's own eval-mode output for the same arch, and only
+then renamed into place; its sha256 and size are returned for the artifacts table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from search_spaces.base import Arch, SearchSpace
+from search_spaces.nn import Supernet, build_static
+
+FORMATS = ("weights", "torchscript", "onnx")
+EXTENSIONS = {"weights": ".pt", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
+TOLERANCE = {"weights": 1e-5, "torchscript": 1e-5, "onnx": 1e-4}
+ONNX_EXPORTERS = ("dynamo", "torchscript")
+
+
+class ExportParityError(RuntimeError):
+    """The exported artifact does not reproduce the supernet's output."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    fmt: str
+    path: Path
+    sha256: str
+    size: int
+    max_abs_diff: float
+    arch: Arch
+
+
+def export_subnet(
+    supernet_or_module: Supernet | nn.Module,
+    space: SearchSpace,
+    arch: Mapping[str, int],
+    fmt: str,
+    out_dir: Path | str,
+    example_input: torch.Tensor | None = None,
+    *,
+    name: str | None = None,
+    onnx_exporter: str = "dynamo",
+) -> ExportResult:
+    """Write the subnet ``arch`` in format ``fmt`` (weights | torchscript | onnx) to ``out_dir``.
+
+    ``supernet_or_module`` is the trained supernet (the subnet is extracted and its output is the
+    reference) or an already extracted static subnet of ``arch``. ``example_input`` is a batch
+    for the parity check (a supernet resizes it with ``prepare_input``); by default a seeded
+    random batch of the arch's input shape. ``onnx_exporter`` picks torch's export-based ONNX
+    exporter ("dynamo", the default) or the legacy TorchScript-based one ("torchscript").
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format fmt={fmt!r}; allowed: {list(FORMATS)}")
+    if onnx_exporter not in ONNX_EXPORTERS:
+        raise ValueError(
+            f"unknown onnx_exporter={onnx_exporter!r}; allowed: {list(ONNX_EXPORTERS)}"
+        )
+    canon = space.canonical(arch)
+    x, reference, static = _reference(supernet_or_module, space, canon, example_input)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = name or f"{space.id}-{_arch_digest(space, canon)}"
+    final = out / f"{stem}{EXTENSIONS[fmt]}"
+    tmp = out / f".{stem}.{uuid.uuid4().hex}.tmp"
+    writers: dict[str, Callable[[], float]] = {
+        "weights": lambda: _write_weights(static, space, canon, tmp, x, reference),
+        "torchscript": lambda: _write_torchscript(static, tmp, x, reference),
+        "onnx": lambda: _write_onnx(static, tmp, x, reference, onnx_exporter),
+    }
+    try:
+        diff = writers[fmt]()
+        if not diff <= TOLERANCE[fmt]:
+            raise ExportParityError(
+                f"{fmt} export of {space.short(canon)} differs from the supernet by {diff:.3g} "
+                f"(max abs), tolerance {TOLERANCE[fmt]:g}"
+            )
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(fmt, final, _sha256(final), final.stat().st_size, diff, canon)
+
+
+def _arch_digest(space: SearchSpace, arch: Arch) -> str:
+    genes = ",".join(map(str, space.encode(arch)))
+    return hashlib.sha256(genes.encode()).hexdigest()[:12]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+@torch.no_grad()
+def _reference(
+    source: nn.Module, space: SearchSpace, arch: Arch, example: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, nn.Module]:
+    """(input batch, reference output, static eval-mode subnet)."""
+    if example is None:
+        g = torch.Generator().manual_seed(0)
+        example = torch.randn(2, *space.input_shape(arch), generator=g)
+    if isinstance(source, Supernet):
+        previous = source.active
+        source.set_active(arch)
+        try:
+            x = source.prepare_input(example)
+            with _eval_mode(source):
+                reference = source(x)
+        finally:
+            source.set_active(previous)
+        static = source.extract(arch).eval()
+    else:
+        x = example
+        static = source.eval()
+        reference = static(x)
+    if x.shape[0] < 2:
+        # A batch of one lets exporters specialise the batch axis; check with two.
+        x = torch.cat([x, x])
+        reference = torch.cat([reference, reference])
+    return x, reference, static
+
+
+def _max_diff(a: torch.Tensor | np.ndarray, b: torch.Tensor) -> float:
+    a_t = torch.as_tensor(a)
+    if a_t.shape != b.shape:
+        return float("inf")
+    return float((a_t - b).abs().max())
+
+
+@torch.no_grad()
+def _write_weights(
+    static: nn.Module,
+    space: SearchSpace,
+    arch: Arch,
+    tmp: Path,
+    x: torch.Tensor,
+    reference: torch.Tensor,
+) -> float:
+    payload: dict[str, Any] = {
+        "arch": dict(arch),
+        "space": space.spec(),
+        "state_dict": {k: v.detach().clone() for k, v in static.state_dict().items()},
+    }
+    torch.save(payload, tmp)
+    loaded = torch.load(tmp, weights_only=True)
+    rebuilt = build_static(loaded["space"], loaded["arch"])
+    rebuilt.load_state_dict(loaded["state_dict"])
+    rebuilt.eval()
+    return _max_diff(rebuilt(x), reference)
+
+
+@torch.no_grad()
+def _write_torchscript(
+    static: nn.Module, tmp: Path, x: torch.Tensor, reference: torch.Tensor
+) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(static, x, check_trace=False)
+        torch.jit.save(traced, str(tmp))
+        loaded = torch.jit.load(str(tmp))
+    loaded.eval()
+    return _max_diff(loaded(x), reference)
+
+
+def _write_onnx(
+    static: nn.Module, tmp: Path, x: torch.Tensor, reference: torch.Tensor, exporter: str
+) -> float:
+    import onnxruntime as ort
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch", min=1, max=65536)
+            torch.onnx.export(
+                static,
+                (x,),
+                str(tmp),
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+                dynamic_shapes=({0: batch},),
+                input_names=["input"],
+                output_names=["logits"],
+            )
+        else:
+            torch.onnx.export(
+                static,
+                (x,),
+                str(tmp),
+                dynamo=False,
+                verbose=False,
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                input_names=["input"],
+                output_names=["logits"],
+            )
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    (out,) = session.run(["logits"], {"input": x.numpy()})
+    # The batch axis must really be dynamic: run a batch of a different size too.
+    (one,) = session.run(["logits"], {"input": x[:1].numpy()})
+    return max(_max_diff(out, reference), _max_diff(one, reference[:1]))
