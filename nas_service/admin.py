@@ -1,5 +1,6 @@
 """Administration: ``python -m nas_service.admin create-key --name NAME`` (prints the key once),
-``list-keys``, ``revoke-key --name NAME``, ``migrate`` (alembic upgrade head).
+``list-keys``, ``revoke-key --name NAME``, ``migrate`` (alembic upgrade head, and create
+Optuna's own storage database if it is missing).
 
 The functions behind the commands live in ``nas_service.services.keys`` so other entry points
 (the ``nas`` CLI) can call them.
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
             keys.revoke_key(db, args.name)
             print(f"revoked key '{args.name}'", file=sys.stderr)
         elif args.command == "migrate":
+            if migrate.ensure_database(settings.optuna_storage):
+                print("created the Optuna storage database", file=sys.stderr)
             print(f"database at revision {migrate.current_revision(db.engine)}", file=sys.stderr)
     except DomainError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)

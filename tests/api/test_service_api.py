@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from nas_service.admin import main as admin
 from nas_service.api import create_app
@@ -16,6 +18,7 @@ from nas_service.services.keys import create_key
 from nas_service.settings import Settings, derive_optuna_storage
 from tests.api.client import Api, make_settings
 from tests.api.specs import spec
+from tests.pg import drop_database
 
 
 def test_auth_is_required_and_checked(api: Api, db: Database) -> None:
@@ -123,4 +126,14 @@ def test_admin_commands(db: Database, capsys: pytest.CaptureFixture[str]) -> Non
     assert admin(["revoke-key", "--name", "ops"], settings) == 0
     assert admin(["revoke-key", "--name", "ops"], settings) == 1
     assert "no active key named 'ops'" in capsys.readouterr().err
-    assert admin(["migrate"], settings) == 0
+    try:
+        assert admin(["migrate"], settings) == 0
+        assert "created the Optuna storage database" in capsys.readouterr().err
+        assert admin(["migrate"], settings) == 0  # idempotent
+        assert "created" not in capsys.readouterr().err
+        with create_engine(settings.optuna_storage).connect() as conn:
+            assert conn.execute(text("SELECT current_database()")).scalar() == (
+                make_url(db.url).database + "_optuna"
+            )
+    finally:
+        drop_database(settings.optuna_storage)
