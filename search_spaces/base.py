@@ -31,11 +31,14 @@ class InvalidArch(ValueError):
         self.dim = dim
         self.value = value
         self.allowed = allowed
-        if isinstance(allowed, str):
-            reason = allowed
-        else:
-            reason = f"allowed values are {list(allowed)}"
+        reason = allowed if isinstance(allowed, str) else f"allowed values are {list(allowed)}"
         super().__init__(f"invalid arch for space '{space_id}': {dim}={value!r}; {reason}")
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[InvalidArch], tuple[str, str, object, Sequence[object] | str]]:
+        # Ray and multiprocessing pickle exceptions; rebuild from the fields, not the message.
+        return (type(self), (self.space_id, self.dim, self.value, self.allowed))
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,11 @@ class SearchSpace(ABC):
             if d.name not in arch:
                 raise InvalidArch(self.id, d.name, None, d.choices)
             v = arch[d.name]
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) not in d.choices:
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, np.integer))
+                or int(v) not in d.choices
+            ):
                 raise InvalidArch(self.id, d.name, v, d.choices)
             out[d.name] = int(v)
         return out
@@ -126,7 +133,11 @@ class SearchSpace(ABC):
             )
         raw: dict[str, int] = {}
         for d, i in zip(self.dims, g, strict=True):
-            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(d.choices):
+            if (
+                isinstance(i, bool)
+                or not isinstance(i, (int, np.integer))
+                or not 0 <= i < len(d.choices)
+            ):
                 raise InvalidArch(self.id, d.name, i, f"gene index in 0..{len(d.choices) - 1}")
             raw[d.name] = d.choices[int(i)]
         return self.canonical(raw)

@@ -20,7 +20,9 @@ class UnknownSpace(KeyError):
         return str(self.args[0])
 
 
-def register_space(space_id: str, description: str) -> Callable[[Callable[..., SearchSpace]], Callable[..., SearchSpace]]:
+def register_space(
+    space_id: str, description: str
+) -> Callable[[Callable[..., SearchSpace]], Callable[..., SearchSpace]]:
     def deco(factory: Callable[..., SearchSpace]) -> Callable[..., SearchSpace]:
         _FACTORIES[space_id] = factory
         _DESCRIPTIONS[space_id] = description
@@ -29,7 +31,7 @@ def register_space(space_id: str, description: str) -> Callable[[Callable[..., S
     return deco
 
 
-def get_space(id: str, **options: Any) -> SearchSpace:  # noqa: A002 - matches the spec key
+def get_space(id: str, **options: Any) -> SearchSpace:
     _load_builtin()
     if id not in _FACTORIES:
         raise UnknownSpace(id)

@@ -119,3 +119,13 @@ def test_space_specs_do_not_import_torch() -> None:
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_invalid_arch_survives_pickling() -> None:
+    import pickle
+
+    from search_spaces import InvalidArch
+
+    err = pickle.loads(pickle.dumps(InvalidArch("mbv3", "s1.depth", 9, (2, 3, 4))))
+    assert (err.dim, err.value, err.allowed) == ("s1.depth", 9, (2, 3, 4))
+    assert str(err) == "invalid arch for space 'mbv3': s1.depth=9; allowed values are [2, 3, 4]"
