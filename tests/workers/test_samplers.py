@@ -1,4 +1,4 @@
-"""Subnet samplers: coverage of the FLOPs range, bin policies, best-of-k and checkpointable state."""
+"""Subnet samplers: FLOPs coverage, bin policies, best-of-k and checkpointable state."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from search_spaces import SearchSpace, get_space
+from search_spaces.nn import Supernet
 
 FINAL_NAME = "final.pt"
 _EPOCH_RE = re.compile(r"^p(\d+)-e(\d+)\.pt$")
@@ -108,7 +109,7 @@ def save_final(space: SearchSpace, net: nn.Module, path: Path, extra: dict[str, 
     )
 
 
-def load_checkpoint(path: Path | str) -> tuple[SearchSpace, nn.Module]:
+def load_checkpoint(path: Path | str) -> tuple[SearchSpace, Supernet]:
     """Rebuild ``(space, supernet)`` from ``final.pt`` or any epoch checkpoint."""
     from search_spaces.nn import build_supernet
 

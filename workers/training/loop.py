@@ -274,14 +274,17 @@ class _Run:
             "middle": middle,
             "largest": self.view.max_arch(),
         }
+        # In the full-network phase all three are the same arch: evaluate each arch once.
+        unique = {self.space.encode(a): a for a in named.values()}
         rs = evaluate_archs(
-            self.net, list(named.values()), self.bn_x, self.config.bn_batch, self.val_x, self.val_y
+            self.net, list(unique.values()), self.bn_x, self.config.bn_batch, self.val_x, self.val_y
         )
+        scores = dict(zip(unique, rs, strict=True))
         self.net.train()
-        out = {}
-        for (k, a), r in zip(named.items(), rs, strict=True):
-            out[k] = {**r, "flops": float(self.space.flops(a))}
-        return out
+        return {
+            k: {**scores[self.space.encode(a)], "flops": float(self.space.flops(a))}
+            for k, a in named.items()
+        }
 
     def check_health(self, largest_acc: float) -> None:
         if not math.isfinite(largest_acc):

@@ -1,0 +1,138 @@
+"""Helpers shared by the training benchmarks: environment record, JSON output, scratch
+training of a static subnet, and test accuracy of extracted subnets."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search_spaces import Arch, SearchSpace
+from search_spaces.nn import build_static
+from workers.bn import recalibrate_bn
+from workers.data import DatasetSplits
+from workers.training.config import TrainConfig
+from workers.training.loop import derive_seed
+from workers.training.optim import make_optimizer, set_lr, step_lr
+from workers.training.steps import bn_batches
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "load_avg_1m_at_start": os.getloadavg()[0],
+    }
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    body = {
+        "benchmark": name,
+        "command": "python -m benchmarks." + name + " " + " ".join(sys.argv[1:]),
+        "environment": environment(),
+        **payload,
+    }
+    out.write_text(json.dumps(body, indent=1))
+    return out
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
+    return correct / len(x)
+
+
+def bn_subset(data: DatasetSplits, n: int, seed: int) -> torch.Tensor:
+    x, _ = data.tensors("train")
+    g = torch.Generator().manual_seed(derive_seed(seed, 7))
+    return x[torch.randperm(len(x), generator=g)[:n]]
+
+
+def extracted_test_accuracy(
+    net: nn.Module, arch: Arch, data: DatasetSplits, bn_x: torch.Tensor, split: str = "test"
+) -> float:
+    """BN-recalibrate ``arch`` inside the supernet on training images, extract it as a static
+    module and score it on ``split`` (no fine-tuning)."""
+    net.set_active(arch)  # type: ignore[operator]
+    recalibrate_bn(net, (net.prepare_input(b) for b in bn_batches(bn_x, 200)))  # type: ignore[operator]
+    sub = net.extract(arch)  # type: ignore[operator]
+    x, y = data.tensors(split)
+    return accuracy(sub, net.prepare_input(x), y)  # type: ignore[operator]
+
+
+def train_static(
+    space: SearchSpace,
+    arch: Arch,
+    data: DatasetSplits,
+    epochs: int,
+    lr: float,
+    config: TrainConfig,
+    seed: int,
+) -> tuple[nn.Module, float]:
+    """Train the static subnet of ``arch`` from scratch with the supernet's recipe (SGD
+    Nesterov, cosine with warm-up, label smoothing, clipping) for ``epochs`` epochs."""
+    torch.manual_seed(seed)
+    model = build_static(space.spec(), arch)
+    x, y = data.tensors("train")
+    prep = _input_preparer(space, arch)
+    opt = make_optimizer(model, lr, config)
+    bs = config.batch_size
+    steps = max(1, len(x) // bs)
+    total = steps * epochs
+    t0 = time.perf_counter()
+    k = 0
+    for epoch in range(epochs):
+        model.train()
+        g = torch.Generator().manual_seed(derive_seed(seed, 3, 99, epoch))
+        perm = torch.randperm(len(x), generator=g)
+        for s in range(steps):
+            idx = perm[s * bs : (s + 1) * bs]
+            set_lr(opt, step_lr(lr, k, total, config))
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(
+                model(prep(x[idx])), y[idx], label_smoothing=config.label_smoothing
+            )
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip)
+            opt.step()
+            k += 1
+    return model, time.perf_counter() - t0
+
+
+def _input_preparer(space: SearchSpace, arch: Arch) -> Any:
+    """The static subnets take inputs shaped like the supernet's ``prepare_input`` output."""
+    from search_spaces.nn import build_supernet
+
+    probe = build_supernet(space)
+    probe.set_active(arch)
+    return probe.prepare_input
+
+
+def spread_archs(space: SearchSpace, n: int, seed: int, pool: int = 2000) -> list[Arch]:
+    """``n`` distinct archs at evenly spaced FLOPs quantiles (min and max included)."""
+    rng = np.random.default_rng(seed)
+    cands = [space.min_arch(), space.max_arch()] + [space.sample(rng) for _ in range(pool)]
+    uniq = {space.encode(a): a for a in cands}
+    archs = sorted(uniq.values(), key=space.flops)
+    idx = np.unique(np.round(np.linspace(0, len(archs) - 1, n)).astype(int))
+    return [archs[i] for i in idx]
