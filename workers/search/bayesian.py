@@ -1,10 +1,11 @@
 """Bayesian multi-objective search with optuna (TPE or GP sampler) through ask/tell.
 
-Each dimension is a categorical parameter. Optuna proposes raw archs; they are canonicalised,
-and a proposal that lands on an arch already seen is told back to optuna at once as failed (the
-samplers ignore failed trials) and another is drawn, so the same arch is never proposed twice.
-The study is in memory; ``replay`` adds stored candidates with
-``add_trial``. The sampler is rebuilt before each ``ask`` with a seed derived from the job seed and
+Each dimension is a categorical parameter. Constraints reach the samplers as each trial's
+constraint values (violation per constraint, 0 when met); optuna's samplers rank infeasible trials
+behind feasible ones. Optuna proposes raw archs; they are canonicalised,
+and a proposal that lands on an arch already seen is dropped and another drawn, so the same arch
+is never proposed twice. Measured archs enter the in-memory study with ``add_trial`` (canonical
+params), both on ``tell`` and on ``replay``. The sampler is rebuilt before each ``ask`` with a seed derived from the job seed and
 the number of archs seen, so a replayed study continues exactly like an uninterrupted one.
 """
 
@@ -28,10 +29,6 @@ _VIOLATIONS = "constraint_values"
 SAMPLERS = ("tpe", "gp")
 
 
-def _constraint_values(trial: FrozenTrial) -> Sequence[float]:
-    return list(trial.user_attrs.get(_VIOLATIONS, [0.0]))
-
-
 class BayesianSearcher(Searcher):
     name = "bayesian"
 
@@ -45,7 +42,7 @@ class BayesianSearcher(Searcher):
         sampler: str = "tpe",
         n_startup_trials: int = 10,
         batch_size: int = 10,
-        max_retries: int = 50,
+        max_retries: int = 10,
     ):
         if sampler not in SAMPLERS:
             raise ValueError(f"bayesian sampler {sampler!r} is not known; use one of {SAMPLERS}")
@@ -64,23 +61,18 @@ class BayesianSearcher(Searcher):
             sampler=self._make_sampler(seed),
             storage=None,
         )
-        self._pending: dict[Genotype, int | None] = {}  # genotype -> optuna trial number
 
     def _make_sampler(self, seed: int) -> BaseSampler:
-        cf = _constraint_values if self.constraints else None
         if self.sampler_name == "gp":
             return GPSampler(
                 seed=seed,
                 n_startup_trials=self.n_startup_trials,
-                constraints_func=cf,
                 warn_independent_sampling=False,
             )
         return TPESampler(
             seed=seed,
             n_startup_trials=self.n_startup_trials,
             multivariate=True,
-            constraints_func=cf,
-            warn_independent_sampling=False,
         )
 
     def _values(self, ev: dict[str, float]) -> list[float]:
@@ -96,48 +88,36 @@ class BayesianSearcher(Searcher):
         while len(out) < n and retries <= self.max_retries:
             trial = self.study.ask(self.distributions)
             g = self.space.encode({k: int(v) for k, v in trial.params.items()})
+            # Every proposal is closed as failed at once (samplers ignore failed trials); the
+            # canonical arch enters the study as a complete trial when it is told. So the study
+            # holds exactly the measured archs, as it does after a replay.
+            self.study.tell(trial, state=TrialState.FAIL)
             if g in out or self.seen(g):
                 retries += 1
-                # Failed rather than re-told: failed trials do not shape the samplers, so a
-                # replayed study (which never saw these repeats) behaves the same.
-                self.study.tell(trial, state=TrialState.FAIL)
                 continue
-            self._pending[g] = trial.number
             out.append(g)
         if len(out) < n:  # optuna keeps repeating itself: top up with uniform samples
-            extra = self.sample_unseen(rng, n - len(out), set(out))
-            for g in extra:
-                self._pending[g] = None
-            out += extra
+            out += self.sample_unseen(rng, n - len(out), set(out))
         return out
 
     def _on_tell(self, genotypes: list[Genotype], evaluations: list[dict[str, float]]) -> None:
         for g, ev in zip(genotypes, evaluations, strict=True):
-            number = self._pending.pop(g, None)
+            arch = self.space.decode(g)
             cons = self._constraint_list(ev)
-            if number is None:
-                arch = self.space.decode(g)
-                self.study.add_trial(
-                    optuna.trial.create_trial(
-                        params={k: arch[k] for k in self.distributions},
-                        distributions=self.distributions,
-                        values=self._values(ev),
-                        user_attrs={_VIOLATIONS: cons},
-                        system_attrs={"constraints": cons},
-                    )
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    params={k: arch[k] for k in self.distributions},
+                    distributions=self.distributions,
+                    values=self._values(ev),
+                    user_attrs={_VIOLATIONS: cons},
+                    constraints={f"c{i}": v for i, v in enumerate(cons)}
+                    if self.constraints
+                    else None,
                 )
-            else:
-                self.study._storage.set_trial_user_attr(
-                    self.study._storage.get_trial_id_from_study_id_trial_number(
-                        self.study._study_id, number
-                    ),
-                    _VIOLATIONS,
-                    cons,
-                )
-                self.study.tell(number, self._values(ev))
+            )
 
     def state(self) -> dict[str, Any]:
         s = super().state()
         s["sampler"] = self.sampler_name
-        s["trials"] = len(self.study.trials)
+        s["trials"] = len(self.study.get_trials(states=(TrialState.COMPLETE,)))
         return s

@@ -107,7 +107,8 @@ def offspring(
         i2 = tournament(rng, ranks, crowd, pairs)
         c1, c2 = sbx(rng, genes[i1].astype(float), genes[i2].astype(float), hi, cfg)
         kids = polynomial_mutation(rng, np.concatenate([c1, c2]), hi, cfg)
-        for row in np.rint(kids).astype(int):
+        top = np.asarray(space.cardinalities()) - 1
+        for row in np.clip(np.rint(kids).astype(int), 0, top):
             g = space.encode(space.decode(tuple(int(v) for v in row)))
             if g in batch or exclude(g):
                 continue

@@ -19,6 +19,11 @@ import numpy as np
 from workers.search.objectives import Objective, ObjectiveError, to_minimisation
 
 
+def _as_2d(values: np.ndarray | Sequence[Sequence[float]], m: int) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    return arr.reshape(0, m) if arr.size == 0 else arr
+
+
 def _dominance(f: np.ndarray) -> np.ndarray:
     """D[i, j] is True when point i dominates point j (all <=, some <), for minimised f."""
     le = np.all(f[:, None, :] <= f[None, :, :], axis=2)
@@ -33,7 +38,7 @@ def pareto_mask(
     unique: bool = False,
 ) -> np.ndarray:
     """Boolean mask of the non-dominated rows of ``values``."""
-    f = to_minimisation(np.asarray(values, dtype=float).reshape(-1, len(directions)), directions)
+    f = to_minimisation(_as_2d(values, len(directions)), directions)
     n = f.shape[0]
     if n == 0:
         return np.zeros(0, dtype=bool)
@@ -143,7 +148,7 @@ def hypervolume(
     Points that do not strictly improve on ``ref`` in every objective add nothing.
     """
     r = to_minimisation(np.asarray(ref, dtype=float).reshape(1, -1), directions)[0]
-    f = to_minimisation(np.asarray(points, dtype=float).reshape(-1, len(directions)), directions)
+    f = to_minimisation(_as_2d(points, len(directions)), directions)
     if not np.all(np.isfinite(r)):
         raise ObjectiveError(f"reference point must be finite, got {list(ref)}")
     f = f[np.all(np.isfinite(f), axis=1) & np.all(f < r, axis=1)]
