@@ -107,7 +107,7 @@ def space(request: pytest.FixtureRequest) -> SearchSpace:
 
 @pytest.mark.parametrize("key", sorted(OPTIONS))
 def test_valid_unique_canonical_and_seeded(key: str, space: SearchSpace) -> None:
-    s, batches = run(key, space, rounds=4, seed=7)
+    _s, batches = run(key, space, rounds=4, seed=7)
     archs = [a for b in batches for a in b]
     assert len(archs) == 4 * BATCH
     genes = [space.encode(a) for a in archs]
@@ -123,7 +123,7 @@ def test_valid_unique_canonical_and_seeded(key: str, space: SearchSpace) -> None
 @pytest.mark.parametrize("key", sorted(OPTIONS))
 def test_replay_continues_like_an_uninterrupted_run(key: str) -> None:
     space = ToySpace()
-    full, batches = run(key, space, rounds=4, seed=3)
+    _full, batches = run(key, space, rounds=4, seed=3)
     history = [(a, evaluate(space, a)) for b in batches[:3] for a in b]
     resumed = make_searcher(_name(key), space, OBJS, seed=3, batch_size=BATCH, **OPTIONS[key])
     resumed.replay(history)
@@ -190,7 +190,7 @@ def test_random_accepts_constraints_and_reports_state() -> None:
 @pytest.mark.parametrize("key", sorted(OPTIONS))
 def test_improves_hypervolume_over_first_batch(key: str) -> None:
     space = ToySpace()
-    s, batches = run(key, space, rounds=6, seed=0)
+    _s, batches = run(key, space, rounds=6, seed=0)
     ref = [0.0, space.flops(space.max_arch()) * 1.1]
     dirs = ["max", "min"]
 

@@ -5,8 +5,9 @@ constraint values (violation per constraint, 0 when met); optuna's samplers rank
 behind feasible ones. Optuna proposes raw archs; they are canonicalised,
 and a proposal that lands on an arch already seen is dropped and another drawn, so the same arch
 is never proposed twice. Measured archs enter the in-memory study with ``add_trial`` (canonical
-params), both on ``tell`` and on ``replay``. The sampler is rebuilt before each ``ask`` with a seed derived from the job seed and
-the number of archs seen, so a replayed study continues exactly like an uninterrupted one.
+params), both on ``tell`` and on ``replay``. The sampler is rebuilt before each ``ask`` with a
+seed derived from the job seed and the number of archs seen, so a replayed study continues
+exactly like an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, GPSampler, TPESampler
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from search_spaces.base import Genotype, SearchSpace
 from workers.search.base import Searcher
