@@ -141,7 +141,7 @@ def transition(
         conds.append(Job.worker_id == worker_id)
     set_values: dict[str, Any] = {"status": to.value, **(values or {})}
     if to in TERMINAL:
-        set_values.setdefault("finished_at", utcnow())
+        set_values.setdefault("finished_at", clock(s))
     if len(allowed) > 1:
         # Several source states: lock the row so the event records the state we really left.
         old = s.scalar(prev.with_for_update()) if is_postgres(s) else s.scalar(prev)
@@ -154,6 +154,12 @@ def transition(
         return None
     record_event(s, job_id, kind, from_status=old, to_status=to, message=message, data=data)
     return job
+
+
+def clock(s: Session) -> Any:
+    """ "Now" for heartbeats and the reaper: the database server's clock on PostgreSQL, so
+    workers on machines with skewed clocks still agree; Python's on (single-host) SQLite."""
+    return func.now() if is_postgres(s) else utcnow()
 
 
 def claim_next_job(s: Session, worker_id: str) -> Job | None:
@@ -174,7 +180,7 @@ def claim_next_job(s: Session, worker_id: str) -> Job | None:
     job_id = s.scalar(q)
     if job_id is None:
         return None
-    now = utcnow()
+    now = clock(s)
     return transition(
         s,
         job_id,
@@ -204,7 +210,7 @@ def heartbeat(
 ) -> bool | None:
     """Refresh the heartbeat (and stage/progress). Returns ``cancel_requested``, or None when
     the job is no longer running under this worker (reaped or finished): stop working on it."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    values: dict[str, Any] = {"heartbeat_at": clock(s)}
     if stage is not None:
         values["stage"] = stage
     if progress is not None:
@@ -270,7 +276,7 @@ def finish_job(
         status,
         from_=[JobStatus.running],
         worker_id=worker_id,
-        values={"error": error, "heartbeat_at": utcnow()},
+        values={"error": error, "heartbeat_at": clock(s)},
         message=message or f"job {status.value}",
     )
 
@@ -314,7 +320,7 @@ def reap_stale(
     """Jobs running with a heartbeat older than ``stale_after`` lost their worker. They go back
     to queued (returned ids), except those with a pending cancel (-> cancelled) and those that
     used up ``max_attempts`` (-> failed)."""
-    cutoff = (now or utcnow()) - stale_after
+    cutoff = (now if now is not None else clock(s)) - stale_after
     q = select(Job.id, Job.attempt, Job.cancel_requested, Job.worker_id).where(
         Job.status == JobStatus.running.value,
         or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
@@ -323,7 +329,7 @@ def reap_stale(
         q = q.with_for_update(skip_locked=True)
     requeued: list[uuid.UUID] = []
     for job_id, attempt, cancel, worker in s.execute(q).all():
-        note = f"no heartbeat since {cutoff.isoformat()} from {worker}"
+        note = f"no heartbeat for {stale_after.total_seconds():g} s from {worker}"
         if cancel:
             transition(
                 s,

@@ -7,9 +7,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
-from nas_service.db import Database, JobEvent
+from nas_service.db import Database, Job, JobEvent
 from nas_service.db.jobs import (
     claim_next_job,
     count_active_jobs,
@@ -215,3 +215,25 @@ def test_list_jobs_keyset_and_counts(db: Database) -> None:
         assert claim_next_job(s, "w") is not None
         assert [j.id for j in list_jobs(s, owner, statuses=["running"])] == [ids[0]]
         assert get_job(s, ids[0], other) is None
+
+
+def test_reaper_uses_the_database_clock(db: Database) -> None:
+    _, (fresh, stale) = make_jobs(db, 2)
+    with db.transaction() as s:
+        assert claim_next_job(s, "w1") is not None
+        assert claim_next_job(s, "w2") is not None
+        # Backdate one heartbeat by 5 minutes on the server's own clock.
+        s.execute(
+            update(Job)
+            .where(Job.id == stale)
+            .values(heartbeat_at=func.now() - timedelta(minutes=5))
+        )
+    with db.transaction() as s:
+        assert reap_stale(s, timedelta(minutes=1)) == [stale]
+        assert reap_stale(s, timedelta(minutes=1)) == []
+    assert (_status(db, fresh), _status(db, stale)) == ("running", "queued")
+    with db.transaction() as s:
+        # The reaped worker's late heartbeat tells it to stop; the new claim is attempt 2.
+        assert heartbeat(s, stale, "w2") is None
+        again = claim_next_job(s, "w3")
+        assert again is not None and again.id == stale and again.attempt == 2
