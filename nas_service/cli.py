@@ -79,7 +79,8 @@ def watch(c: NasClient, job_id: str, interval: float = 1.0, out: Any = None) -> 
             front, etag_new = c.pareto(job_id, etag)
             if front is not None and etag_new != etag:
                 etag = etag_new
-                bars.write(front_table(front, job))
+                if front.get("front"):
+                    bars.write(front_table(front, job))
     finally:
         bars.close()
     print(job_line(final), file=stream)
@@ -172,6 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port or settings.api_port,
         dispatcher=not args.no_dispatcher,
         migrate=settings.is_sqlite if args.migrate is None else args.migrate,
+        access_log=not args.no_access_log,
     )
 
 
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default=None, help="bind address (default: NAS_API_HOST)")
     s.add_argument("--port", type=int, default=None, help="port (default: NAS_API_PORT)")
     s.add_argument("--no-dispatcher", action="store_true", help="serve the API only")
+    s.add_argument("--no-access-log", action="store_true", help="do not log every request")
     s.add_argument(
         "--migrate",
         action=argparse.BooleanOptionalAction,

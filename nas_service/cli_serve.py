@@ -82,6 +82,7 @@ def serve(
     port: int,
     dispatcher: bool = True,
     migrate: bool = False,
+    access_log: bool = True,
 ) -> int:
     import uvicorn
 
@@ -89,7 +90,8 @@ def serve(
     if migrate:
         migrate_store(settings)
     app = build_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=access_log)
+    server = uvicorn.Server(config)
     stopping = threading.Event()
     child_failed = threading.Event()
 

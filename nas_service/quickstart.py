@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+import httpx
+
 from nas_service.cli import create_api_key, dashboard_url, load_job_file, watch
 from nas_service.cli_serve import child_env, migrate_store, stop_process
 from nas_service.cli_view import front_table
@@ -44,17 +46,27 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def start_service(settings: Settings, host: str, port: int) -> subprocess.Popen[bytes]:
+def start_service(
+    settings: Settings, host: str, port: int, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """``nas serve`` in its own session, logging to a file so the terminal shows progress."""
     cmd = [sys.executable, "-m", "nas_service.cli", "serve", "--host", host, "--port", str(port)]
-    cmd.append("--no-migrate")  # done already, once, before anything else touches the store
-    return subprocess.Popen(cmd, env=child_env(settings), start_new_session=True)
+    cmd += ["--no-migrate", "--no-access-log"]  # migrated already, once, before anything else
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            cmd, env=child_env(settings), start_new_session=True, stdout=log, stderr=log
+        )
 
 
 def wait_ready(client: NasClient, service: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not client.ready():
         if service.poll() is not None:
-            raise SystemExit(f"the service exited with code {service.returncode} while starting")
+            raise SystemExit(
+                f"the service exited with code {service.returncode} while starting; "
+                "see the service log"
+            )
         if time.monotonic() > deadline:
             raise SystemExit(f"the service was not ready after {timeout:.0f}s")
         time.sleep(0.5)
@@ -93,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     key = create_api_key(f"quickstart-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}", settings)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    service = start_service(settings, host, port)
+    log_path = settings.data_dir / "service.log"
+    service = start_service(settings, host, port, log_path)
+    print(f"service log: {log_path}", flush=True)
     code = 1
     try:
         with NasClient(url, key) as client:
@@ -118,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
         code = 130 if code == 1 else code
+    except httpx.HTTPError as e:
+        print(f"lost the service ({e}); see {log_path}", file=sys.stderr, flush=True)
     finally:
         stop_process(service, grace_s=45.0)
     return code
