@@ -13,7 +13,8 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def e2e_db() -> Iterator[Database]:
-    url = scratch_url("e2e")
+@contextmanager
+def private_database(suffix: str) -> Iterator[Database]:
+    """A migrated PostgreSQL database of this process, dropped afterwards."""
+    url = scratch_url(suffix)
     drop_database(url)
     create_database(url)
     db = Database(url)
@@ -62,25 +64,17 @@ def e2e_db() -> Iterator[Database]:
         drop_database(url)
 
 
-@pytest.fixture(scope="session")
-def e2e_settings(e2e_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir = tmp_path_factory.mktemp("nas-data")
-    return Settings(database_url=e2e_db.url, data_dir=data_dir, heartbeat_interval_s=1.0)
-
-
-@pytest.fixture(scope="session")
-def live_server(e2e_settings: Settings) -> Iterator[str]:
-    """The service's base URL (no trailing slash), served from a thread of this process."""
+@contextmanager
+def serve_app(settings: Settings) -> Iterator[str]:
+    """The app for ``settings`` served by uvicorn from a thread; yields the base URL."""
     import uvicorn
 
     from nas_service.cli_serve import build_app
 
     port = free_port()
-    config = uvicorn.Config(
-        build_app(e2e_settings), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="e2e-uvicorn", daemon=True)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -98,6 +92,25 @@ def live_server(e2e_settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def e2e_db() -> Iterator[Database]:
+    with private_database("e2e") as db:
+        yield db
+
+
+@pytest.fixture(scope="session")
+def e2e_settings(e2e_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("nas-data")
+    return Settings(database_url=e2e_db.url, data_dir=data_dir, heartbeat_interval_s=1.0)
+
+
+@pytest.fixture(scope="session")
+def live_server(e2e_settings: Settings) -> Iterator[str]:
+    """The service's base URL (no trailing slash), served from a thread of this process."""
+    with serve_app(e2e_settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -135,19 +148,31 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: str) -> Iterator[Any]:
-    context = browser.new_context(
-        accept_downloads=True, viewport={"width": 1280, "height": 900}, base_url=live_server
-    )
-    pg = context.new_page()
+def new_page(browser: Any) -> Iterator[Callable[[str], Any]]:
+    """Opens pages on a given server; fails the test on any uncaught JavaScript error."""
+    contexts: list[Any] = []
     errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.js_errors = errors
+
+    def open_page(base_url: str) -> Any:
+        context = browser.new_context(
+            accept_downloads=True, viewport={"width": 1280, "height": 900}, base_url=base_url
+        )
+        contexts.append(context)
+        pg = context.new_page()
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        return pg
+
     try:
-        yield pg
+        yield open_page
     finally:
-        context.close()
+        for context in contexts:
+            context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(new_page: Callable[[str], Any], live_server: str) -> Any:
+    return new_page(live_server)
 
 
 def sign_in(page: Any, key: str) -> None:
