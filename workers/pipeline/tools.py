@@ -25,6 +25,9 @@ _DATA: OrderedDict[str, DatasetSplits] = OrderedDict()
 _NETS: OrderedDict[tuple[str, float], tuple[SearchSpace, Any]] = OrderedDict()
 _EVALUATORS: OrderedDict[tuple[str, float, str, int], Any] = OrderedDict()
 _CACHE_SIZE = 2
+# BN recalibration of an exported subnet: images from the training split, batch size.
+BN_IMAGES = 2000
+BN_BATCH = 200
 
 # Presets of the job spec: how much of the default schedule to run.
 PRESET_SCALE = {"tiny": 0.25, "small": 0.5, "default": 1.0}
@@ -182,12 +185,32 @@ def _jsonable(v: Any) -> Any:
 
 
 # ----- evaluation and search -----------------------------------------------------------------
+def bn_subset(data: DataRef, seed: int) -> Any:
+    """The seeded subset of training images used for BN recalibration."""
+    import torch
+
+    x_train, _ = load_data(data).tensors("train")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(x_train.shape[0], generator=g)[:BN_IMAGES]
+    return x_train[idx]
+
+
 def evaluate(
     checkpoint: Path | str, data: DataRef, archs: Sequence[Mapping[str, int]], seed: int
 ) -> list[dict[str, float]]:
-    from workers.evaluation import SubnetEvaluator
-
+    """Validation accuracy and loss of each subnet, BN recalibrated first."""
     _, net = load_net(checkpoint)
+    try:
+        from workers.evaluation import SubnetEvaluator
+    except ImportError:  # the batched evaluator is optional; score one subnet at a time
+        from workers.training.steps import evaluate_archs
+
+        x_val, y_val = load_data(data).tensors("val")
+        with _LOCK:
+            rs = evaluate_archs(
+                net, [dict(a) for a in archs], bn_subset(data, seed), BN_BATCH, x_val, y_val
+            )
+        return [{"accuracy": float(r["accuracy"]), "loss": float(r["loss"])} for r in rs]
     p = Path(checkpoint)
     with _LOCK:
         key = (str(p.resolve()), p.stat().st_mtime, data.key(), seed)
@@ -215,19 +238,48 @@ def make_searcher(
 
 
 # ----- latency and export --------------------------------------------------------------------
+def _profile(device: DeviceInfo) -> Any:
+    from workers.predictors import DeviceProfile
+
+    return DeviceProfile(
+        name=device.name,
+        torch_device=device.torch_device,
+        threads=device.threads,
+        batch_size=device.batch_size,
+    )
+
+
 def latency_table(device: DeviceInfo, space_spec: Mapping[str, Any], cache_dir: Path) -> Path:
-    """Build (once per device and space) the per-operation latency table; returns its path."""
+    """Build (once per device and space) the per-operation latency table, with its constant
+    fitted on a few whole networks measured on the device; returns the table's path."""
+    import numpy as np
+
     from search_spaces import get_space
-    from workers.predictors import LatencyTable, table_path
+    from search_spaces.nn import build_static
+    from workers.predictors import LatencyTable, measure_latency
+    from workers.predictors.latency_table import table_path
 
     space = get_space(**dict(space_spec))
-    path = table_path(cache_dir, device.name, space)
-    if not path.is_file():
-        table = LatencyTable.build(
-            space, device=device.torch_device, threads=device.threads, batch_size=device.batch_size
+    profile = _profile(device)
+    path = table_path(cache_dir, space, profile)
+    if path.is_file():
+        return path
+    table = LatencyTable.build(space, profile)
+    rng = np.random.default_rng(0)
+    archs = [space.min_arch(), space.max_arch(), *(space.sample(rng) for _ in range(3))]
+    measured = []
+    for a in archs:
+        net = build_static(space.spec(), a)
+        stats = measure_latency(
+            net,
+            space.input_shape(a),
+            batch_size=profile.batch_size,
+            threads=profile.threads,
+            device=profile.torch_device,
         )
-        table.save(path)
-    return path
+        measured.append(stats.mean_ms)
+    table.fit_constant(archs, measured)
+    return table.save(path)
 
 
 def load_latency_table(
@@ -246,16 +298,42 @@ def load_latency_table(
 def measure_latency(
     device: DeviceInfo, checkpoint: Path | str, archs: Sequence[Mapping[str, int]]
 ) -> list[float]:
-    """Real latency (ms) of each extracted subnet on ``device``."""
+    """Real latency (ms, trimmed mean) of each extracted subnet on ``device``."""
     from workers.predictors import measure_latency as measure
 
     space, net = load_net(checkpoint)
     out = []
     for a in archs:
-        sub = net.extract(dict(a))
-        shape = (device.batch_size, *space.input_shape(a))
-        out.append(float(measure(sub, shape, device=device.torch_device, threads=device.threads)))
+        stats = measure(
+            net.extract(dict(a)),
+            space.input_shape(a),
+            batch_size=device.batch_size,
+            threads=device.threads,
+            device=device.torch_device,
+        )
+        out.append(float(stats.mean_ms))
     return out
+
+
+def recalibrated_subnet(
+    checkpoint: Path | str, data: DataRef, arch: Mapping[str, int], seed: int
+) -> tuple[Any, Any]:
+    """The static subnet of ``arch`` with BN statistics re-estimated on a seeded subset of the
+    training split (what users download), and a validation batch shaped for it."""
+
+    from workers.bn import recalibrate_bn
+
+    space, net = load_net(checkpoint)
+    x_bn = bn_subset(data, seed)
+    x_val, _ = load_data(data).tensors("val")
+    canon = space.canonical(arch)
+    with _LOCK:
+        net.set_active(canon)
+        batches = [net.prepare_input(x_bn[i : i + BN_BATCH]) for i in range(0, len(x_bn), BN_BATCH)]
+        example = net.prepare_input(x_val[:4])
+        sub = net.extract(canon)
+    recalibrate_bn(sub, batches)
+    return sub.eval(), example
 
 
 def export(
@@ -266,9 +344,13 @@ def export(
     dest: Path,
     seed: int,
 ) -> tuple[Path, str, int]:
-    """Export the BN-recalibrated subnet; returns (path, sha256, size in bytes)."""
-    from workers.export import export_subnet
+    """Export the BN-recalibrated subnet to ``dest`` (written to a temp file, checked against
+    the subnet's own output, renamed); returns (path, sha256, size in bytes)."""
+    from workers.export import EXTENSIONS, export_subnet
 
-    _, net = load_net(checkpoint)
-    res = export_subnet(net, dict(arch), load_data(data), fmt=fmt, dest=dest, seed=seed)
+    space, _ = load_net(checkpoint)
+    sub, example = recalibrated_subnet(checkpoint, data, arch, seed)
+    stem = dest.name.split(".")[0]
+    res = export_subnet(sub, space, arch, fmt, dest.parent, example, name=stem)
+    assert res.path.name == f"{stem}{EXTENSIONS[fmt]}"
     return Path(res.path), str(res.sha256), int(res.size)
