@@ -24,6 +24,7 @@ from workers.predictors import (
 
 FAST: dict[str, dict[str, Any]] = {
     "ridge": {},
+    "latency_ridge": {},
     "gp": {},
     "mlp": {"members": 3, "hidden": (64, 64), "epochs": 200},
 }

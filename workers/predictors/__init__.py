@@ -8,20 +8,36 @@ from workers.predictors.base import (
     make_predictor,
     predictor_kinds,
 )
+from workers.predictors.latency import (
+    DeviceProfile,
+    LatencyStats,
+    get_device,
+    measure_latency,
+    register_device,
+)
+from workers.predictors.latency_table import LatencyRegressor, LatencyTable, calibration_report
 from workers.predictors.linear import GPPredictor, RidgePredictor
 from workers.predictors.mlp import MLPEnsemblePredictor
 from workers.predictors.quality import quality_report
 from workers.predictors.select import select_accuracy_predictor
 
 __all__ = [
+    "DeviceProfile",
     "GPPredictor",
+    "LatencyRegressor",
+    "LatencyStats",
+    "LatencyTable",
     "MLPEnsemblePredictor",
     "Predictor",
     "PredictorError",
     "RidgePredictor",
+    "calibration_report",
+    "get_device",
     "load_predictor",
     "make_predictor",
+    "measure_latency",
     "predictor_kinds",
     "quality_report",
+    "register_device",
     "select_accuracy_predictor",
 ]

@@ -4,6 +4,8 @@
 of the largest arch, which lets a linear model see overall size. ``joint`` adds, for every group
 of dimensions sharing a prefix (e.g. ``s2.b3.kernel`` and ``s2.b3.expand``), a one-hot of the
 group's combined choice, so additive models can price each block configuration separately.
+``latency`` crosses those joint one-hots with the resolution (cost scales with the input size)
+and adds MACs and parameters on a linear scale: an additive latency model per input size.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from search_spaces.base import SearchSpace
 
-ENCODINGS = ("onehot", "joint")
+ENCODINGS = ("onehot", "joint", "latency")
 
 
 class Featurizer:
@@ -35,6 +37,11 @@ class Featurizer:
         self._group_sizes = [
             int(np.prod([len(space.dims[i].choices) for i in idx])) for idx in self._groups
         ]
+        res = [d for d in space.dims if d.kind == "resolution"]
+        self._res_dim = res[0] if res else None
+        self._n_res = len(res[0].choices) if res else 1
+        self._flops = float(max(1, space.flops(big)))
+        self._params = float(max(1, space.params(big)))
 
     def __call__(self, archs: Sequence[Mapping[str, int]]) -> np.ndarray:
         rows = [self._one(a) for a in archs]
@@ -44,7 +51,11 @@ class Featurizer:
 
     def dim(self) -> int:
         n = self.space.num_features() + 2
-        return n + (sum(self._group_sizes) if self.encoding == "joint" else 0)
+        if self.encoding == "joint":
+            n += sum(self._group_sizes)
+        elif self.encoding == "latency":
+            n += 2 + sum(self._group_sizes) * self._n_res
+        return n
 
     def _one(self, arch: Mapping[str, int]) -> np.ndarray:
         a = self.space.canonical(arch)
@@ -57,15 +68,25 @@ class Featurizer:
                 ]
             ),
         ]
-        if self.encoding == "joint":
+        if self.encoding in ("joint", "latency"):
             active = self.space.active_dims(a)
+            r = 0
+            if self.encoding == "latency":
+                parts.append(
+                    np.asarray(
+                        [self.space.flops(a) / self._flops, self.space.params(a) / self._params]
+                    )
+                )
+                if self._res_dim is not None:
+                    r = self._res_dim.choices.index(a[self._res_dim.name])
+            width = self._n_res if self.encoding == "latency" else 1
             g = self.space.encode(a)
             for idx, size in zip(self._groups, self._group_sizes, strict=True):
-                v = np.zeros(size)
+                v = np.zeros(size * width)
                 if all(self.space.dims[i].name in active for i in idx):
                     code = 0
                     for i in idx:
                         code = code * len(self.space.dims[i].choices) + g[i]
-                    v[code] = 1.0
+                    v[code * width + r] = 1.0
                 parts.append(v)
         return np.concatenate(parts)

@@ -1,0 +1,165 @@
+"""Per-operation latency lookup table and the whole-network latency regressor.
+
+The table times every distinct unit of the space (``latency_units``) once on the device and
+stores mean, variance and count per key; it is cached as JSON per (device profile, space spec)
+so it is built once. A network's latency is ``scale * sum of its units' rows + constant``, both
+fitted by least squares on a few measured whole networks. The constant covers framework overhead
+between units; the scale covers what timing a unit alone misses: run in a loop, a unit keeps its
+weights in cache, inside a network it does not (on this project's CPU the whole network took
+1.5-2x the sum of its rows). With a single measured network only the constant is fitted.
+
+The regressor learns whole-network latency from measured archs (ridge on the ``latency``
+features: per-block configuration crossed with resolution, plus MACs and parameters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces import get_space
+from search_spaces.base import SearchSpace
+from workers.predictors.base import register
+from workers.predictors.latency import DeviceProfile, get_device, measure_profile
+from workers.predictors.latency_units import Unit, covering_archs, units_of
+from workers.predictors.linear import RidgePredictor
+from workers.predictors.quality import quality_report
+
+Archs = Sequence[Mapping[str, int]]
+
+
+def table_path(cache_dir: str | Path, space: SearchSpace, profile: DeviceProfile) -> Path:
+    ident = json.dumps({"space": space.spec(), "profile": profile.__dict__}, sort_keys=True)
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"latency-{profile.name}-{space.id}-{digest}.json"
+
+
+class LatencyTable:
+    def __init__(self, space: SearchSpace, profile: DeviceProfile):
+        self.space = space
+        self.profile = profile
+        self.rows: dict[str, dict[str, float]] = {}
+        self.constant_ms = 0.0
+        self.scale = 1.0
+
+    # ----- building -------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        space: SearchSpace,
+        device: str | DeviceProfile = "cpu",
+        *,
+        cache_dir: str | Path | None = None,
+    ) -> LatencyTable:
+        """Load the cached table of (device, space) or time every unit of the space."""
+        profile = get_device(device) if isinstance(device, str) else device
+        if cache_dir is not None:
+            path = table_path(cache_dir, space, profile)
+            if path.is_file():
+                return cls.load(path)
+        table = cls(space, profile)
+        table.ensure(covering_archs(space))
+        if cache_dir is not None:
+            table.save(table_path(cache_dir, space, profile))
+        return table
+
+    def _time(self, unit: Unit) -> None:
+        stats = measure_profile(unit.build(), unit.input_shape, self.profile)
+        self.rows[unit.key] = {
+            "mean_ms": stats.mean_ms,
+            "var_ms2": stats.std_ms**2,
+            "count": float(stats.repeats),
+        }
+
+    def ensure(self, archs: Any) -> int:
+        """Time the units of ``archs`` that have no row yet; returns how many were timed."""
+        timed = 0
+        for a in archs:
+            for u in units_of(self.space, a):
+                if u.key not in self.rows:
+                    self._time(u)
+                    timed += 1
+        return timed
+
+    # ----- prediction -----------------------------------------------------------------------
+    def sum_ms(self, arch: Mapping[str, int]) -> float:
+        total = 0.0
+        for u in units_of(self.space, arch):
+            if u.key not in self.rows:
+                self._time(u)  # a unit outside the covering set: time it now, once
+            total += self.rows[u.key]["mean_ms"]
+        return total
+
+    def predict(self, archs: Archs) -> np.ndarray:
+        return np.asarray([self.scale * self.sum_ms(a) + self.constant_ms for a in archs])
+
+    def fit_constant(self, archs: Archs, measured_ms: Sequence[float]) -> tuple[float, float]:
+        """Fit ``scale`` and ``constant_ms`` to measured whole networks; returns both."""
+        if len(archs) != len(measured_ms) or not archs:
+            raise ValueError(
+                f"fit_constant needs equal, non-empty archs and measurements; got {len(archs)} "
+                f"and {len(measured_ms)}"
+            )
+        y = np.asarray(measured_ms, dtype=float)
+        x = np.asarray([self.sum_ms(a) for a in archs])
+        if len(archs) >= 2 and np.ptp(x) > 0:
+            scale, const = np.polyfit(x, y, 1)
+            self.scale, self.constant_ms = float(scale), float(const)
+        else:
+            self.scale, self.constant_ms = 1.0, float(np.median(y - x))
+        return self.scale, self.constant_ms
+
+    # ----- files ----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "space": self.space.spec(),
+            "profile": self.profile.__dict__,
+            "constant_ms": self.constant_ms,
+            "scale": self.scale,
+            "rows": self.rows,
+        }
+        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=1, sort_keys=True)
+        os.replace(tmp, p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text())
+            table = cls(get_space(**doc["space"]), DeviceProfile(**doc["profile"]))
+            table.constant_ms = float(doc["constant_ms"])
+            table.scale = float(doc.get("scale", 1.0))
+            table.rows = {k: {f: float(v) for f, v in r.items()} for k, r in doc["rows"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"latency table {p} cannot be read: {exc}") from exc
+        return table
+
+
+@register
+class LatencyRegressor(RidgePredictor):
+    """Whole-network latency (ms) from arch features, fitted on measured archs."""
+
+    kind = "latency_ridge"
+
+    def __init__(self, space: SearchSpace, **kw: Any):
+        kw.setdefault("encoding", "latency")
+        super().__init__(space, **kw)
+
+
+def calibration_report(
+    predicted_ms: Sequence[float], measured_ms: Sequence[float]
+) -> dict[str, float]:
+    """Share of archs within +-10% of measured, Kendall tau, MAPE (and MAE, Spearman)."""
+    return quality_report(measured_ms, predicted_ms)
