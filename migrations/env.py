@@ -8,13 +8,14 @@ The URL comes from (in order) a connection passed in ``config.attributes["connec
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy import Connection, pool
 
 config = context.config
 
 
 def _url() -> str:
-    url = config.get_main_option("sqlalchemy.url")
+    # get_section tolerates a missing alembic.ini (the CLI reads pyproject.toml only).
+    url = config.get_section(config.config_ini_section, {}).get("sqlalchemy.url")
     if url:
         return url
     from nas_service.settings import Settings
@@ -44,7 +45,9 @@ def run_online() -> None:
     if given is not None:
         _run(given)
         return
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    from nas_service.db.engine import make_engine  # creates a SQLite file's folder
+
+    engine = make_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()

@@ -147,7 +147,8 @@ def readyz(request: Request, ctx: CtxDep) -> Response:
             503,
             "not_ready",
             "Not ready",
-            f"database at migration {current}, code expects {head}: run 'alembic upgrade head'",
+            f"database at migration {current}, code expects {head}: run "
+            "'python -m nas_service.admin migrate' (or 'alembic upgrade head')",
         )
     body = Health(status="ready", database=ctx.db.dialect, revision=current, head=head)
     return JSONResponse(body.model_dump())
