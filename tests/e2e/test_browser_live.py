@@ -8,8 +8,10 @@ never claim this job.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,9 +19,10 @@ import pytest
 
 from nas_service.db import Database
 from nas_service.db import jobs as job_repo
+from nas_service.db.artifacts import find_artifact, mark_artifact_ready
 from nas_service.db.results import CandidateIn, MetricRow, add_train_metrics, upsert_candidates
 from nas_service.db.results import set_pareto as store_front
-from nas_service.domain import CandidateSource, JobStatus
+from nas_service.domain import ArtifactKind, CandidateSource, JobStatus
 from nas_service.settings import Settings
 from tests.e2e.conftest import private_database, screenshot, serve_app, sign_in
 from tests.pg import new_key
@@ -61,7 +64,7 @@ def candidate(i: int, *, acc: float | None, flops: int, measured: bool, ok: bool
 
 
 def test_the_job_page_follows_a_running_job_and_its_buttons_act(
-    store_and_url: tuple[Database, str], new_page: Callable[[str], Any]
+    store_and_url: tuple[Database, str], new_page: Callable[[str], Any], tmp_path: Path
 ) -> None:
     db, url = store_and_url
     key = new_key(db, f"live-{uuid.uuid4().hex[:6]}")[1]
@@ -139,6 +142,28 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
     tip = page.inner_text("#pareto-plot .tooltip")
     assert "d2-w64" in tip and "0.83" in tip and "16000" in tip
     screenshot(page, "job-running.png")
+
+    # Download: the export is requested (202, the page keeps retrying), then made by the worker.
+    page.click(f"#pareto-table button[data-candidate='{ids[1]}'][data-format='weights']")
+    row = f"#pareto-table tr[data-candidate-id='{ids[1]}'] .download-status"
+    page.wait_for_selector(f"{row}:has-text('exporting')")
+    exported = tmp_path / "export.pt"
+    exported.write_bytes(b"exported subnet weights")
+    with page.expect_download(timeout=20_000) as dl, db.transaction() as s:
+        art = find_artifact(s, ids[1], ArtifactKind.subnet_weights)
+        assert art is not None and art.status == "pending"
+        mark_artifact_ready(
+            s,
+            art.id,
+            uri=str(exported),
+            sha256=hashlib.sha256(exported.read_bytes()).hexdigest(),
+            size_bytes=exported.stat().st_size,
+        )
+    saved = tmp_path / "saved.pt"
+    dl.value.save_as(saved)
+    assert saved.read_bytes() == b"exported subnet weights"
+    assert dl.value.suggested_filename.endswith(f"-{ids[1]}.pt")
+    page.wait_for_selector(f"{row}:has-text('saved')")
 
     # Nothing changed: the page keeps polling with If-None-Match and gets 304s.
     page.wait_for_timeout(3500)

@@ -3,7 +3,9 @@ jobs submitted here are cancelled before a dispatcher could spend time on them).
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -13,6 +15,10 @@ import pytest
 
 from nas_service.cli import create_api_key, main
 from nas_service.db import Database
+from nas_service.db import jobs as job_repo
+from nas_service.db.artifacts import find_artifact, mark_artifact_ready
+from nas_service.db.results import CandidateIn, upsert_candidates
+from nas_service.domain import ArtifactKind, JobStatus
 from nas_service.settings import Settings
 from tests.e2e.conftest import (  # noqa: F401 (fixtures)
     RUNNER_AVAILABLE,
@@ -173,3 +179,52 @@ def test_submit_watch_pareto_and_download_onnx_with_the_real_runner(
     assert out.strip() == str(target)
     assert target.stat().st_size > 0
     assert not (tmp_path / "net.onnx.part").exists()
+
+
+def test_download_waits_through_202_until_the_export_is_made(
+    capsys: pytest.CaptureFixture[str],
+    live_server: str,  # noqa: F811
+    e2e_db: Database,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    owner, key = new_key(e2e_db, f"cli-dl-{uuid.uuid4().hex[:8]}")
+    # A running job (so no dispatcher can claim it) with one candidate, as a runner writes it.
+    with e2e_db.transaction() as s:
+        job = job_repo.create_job(s, owner, {"name": "dl"}, space_id="mlp", name="dl")
+        job_repo.transition(
+            s, job.id, JobStatus.running, from_=[JobStatus.queued], values={"worker_id": "w"}
+        )
+        (cid,) = upsert_candidates(s, job.id, [CandidateIn(arch={"depth": 1}, genotype=[0])])
+
+    result: dict[str, int] = {}
+    target = tmp_path / "net.onnx"
+    argv = ["--url", live_server, "--key", key, "download", str(cid), "--format", "onnx"]
+    worker = threading.Thread(target=lambda: result.update(code=main([*argv, "-o", str(target)])))
+    worker.start()
+    art = None
+    for _ in range(100):  # the first request asks for the export: a pending artifact appears
+        with e2e_db.transaction() as s:
+            art = find_artifact(s, cid, ArtifactKind.subnet_onnx)
+        if art is not None:
+            break
+        time.sleep(0.1)
+    assert art is not None and art.status == "pending"
+    time.sleep(0.5)
+    assert worker.is_alive() and not target.exists()  # still waiting, nothing half-written
+
+    made = tmp_path / "export.onnx"
+    made.write_bytes(b"onnx bytes")
+    with e2e_db.transaction() as s:
+        mark_artifact_ready(
+            s,
+            art.id,
+            uri=str(made),
+            sha256=hashlib.sha256(b"onnx bytes").hexdigest(),
+            size_bytes=10,
+        )
+    worker.join(timeout=30)
+    assert result == {"code": 0}
+    assert target.read_bytes() == b"onnx bytes"
+    assert capsys.readouterr().out.strip() == str(target)
+    with e2e_db.transaction() as s:
+        job_repo.finish_job(s, job.id, "w", JobStatus.cancelled)
