@@ -22,9 +22,9 @@ def test_cli_trains_and_writes_an_extractable_checkpoint(
     ]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "phases: [('full', 2), ('elastic-depth', 1), ('elastic-width', 1)]" in out
+    assert "phases: [('full', 1), ('elastic-depth', 1), ('elastic-width', 2)]" in out
     assert "sampler complexity-aware/walk" in out
-    assert "[1/4] full epoch 1/2" in out and "[4/4] elastic-width epoch 1/1" in out
+    assert "[1/4] full epoch 1/1" in out and "[4/4] elastic-width epoch 2/2" in out
     assert out.count("extract ok") == 2
     space, net = load_checkpoint(tmp_path / "final.pt")
     assert space.spec()["in_features"] == 12
