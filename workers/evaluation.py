@@ -1,0 +1,142 @@
+"""Scoring subnets of a trained supernet: BN recalibrated, batched, cached per genotype.
+
+For each arch: activate it in the supernet (no copy of the weights), reset and re-estimate the
+batch-norm statistics on a fixed, seeded subset of the *training* split, then measure accuracy
+and mean cross-entropy on the validation split (``split="test"`` only for final reports). The
+supernet's own BN statistics and active arch are saved before and restored after every call, so
+scoring leaves the supernet as it found it. Inputs resized for an arch's resolution are kept per
+input shape, so scoring many subnets resizes each split once per resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search_spaces.base import Genotype
+from search_spaces.nn import Supernet
+from workers.bn import recalibrate_bn
+from workers.data.base import DatasetSplits
+
+SPLITS = ("val", "test")
+
+
+def _bn_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, m in net.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            for buf in ("running_mean", "running_var", "num_batches_tracked"):
+                t = getattr(m, buf, None)
+                if t is not None:
+                    out[f"{name}.{buf}"] = t.detach().clone()
+    return out
+
+
+def _restore_bn(net: nn.Module, saved: Mapping[str, torch.Tensor]) -> None:
+    for name, m in net.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            for buf in ("running_mean", "running_var", "num_batches_tracked"):
+                key = f"{name}.{buf}"
+                if key in saved:
+                    getattr(m, buf).copy_(saved[key])
+
+
+class SubnetEvaluator:
+    def __init__(
+        self,
+        supernet: Supernet,
+        data: DatasetSplits,
+        *,
+        seed: int = 0,
+        bn_images: int = 2000,
+        bn_batch: int = 200,
+        batch_size: int = 500,
+        device: str = "cpu",
+    ):
+        if bn_images < 1 or bn_batch < 1 or batch_size < 1:
+            raise ValueError(
+                f"bn_images, bn_batch and batch_size must be >= 1; got {bn_images}, "
+                f"{bn_batch}, {batch_size}"
+            )
+        self.net = supernet
+        self.space = supernet.space
+        self.data = data
+        self.device = torch.device(device)
+        self.bn_batch = bn_batch
+        self.batch_size = batch_size
+        x_train, _ = data.tensors("train")
+        n = min(bn_images, len(x_train))
+        gen = torch.Generator().manual_seed(int(seed))
+        idx = torch.randperm(len(x_train), generator=gen)[:n]
+        self._raw: dict[str, torch.Tensor] = {"bn": x_train[idx]}
+        for split in SPLITS:
+            x, y = data.tensors(split)
+            self._raw[split] = x
+            self._raw[f"{split}_y"] = y
+        self._prepared: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+        self.cache: dict[tuple[str, Genotype], dict[str, float]] = {}
+        self.scored = 0  # subnets actually scored (cache misses)
+
+    def _inputs(self, split: str, arch: Mapping[str, int]) -> torch.Tensor:
+        key = (split, tuple(self.space.input_shape(arch)) if self._has_shape() else ())
+        if key not in self._prepared:
+            x = self._raw[split]
+            parts = [self.net.prepare_input(x[i : i + 1000]) for i in range(0, len(x), 1000)]
+            self._prepared[key] = torch.cat(parts).to(self.device) if parts else x
+        return self._prepared[key]
+
+    def _has_shape(self) -> bool:
+        try:
+            self.space.input_shape(self.space.max_arch())
+        except NotImplementedError:
+            return False
+        return True
+
+    def _batches(self, x: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+        for i in range(0, len(x), size):
+            yield x[i : i + size]
+
+    @torch.no_grad()
+    def _score(self, arch: Mapping[str, int], split: str) -> dict[str, float]:
+        self.net.set_active(arch)
+        recalibrate_bn(self.net, self._batches(self._inputs("bn", arch), self.bn_batch))
+        x = self._inputs(split, arch)
+        y = self._raw[f"{split}_y"].to(self.device)
+        correct, loss = 0, 0.0
+        for i in range(0, len(x), self.batch_size):
+            logits = self.net(x[i : i + self.batch_size])
+            yy = y[i : i + self.batch_size]
+            correct += int((logits.argmax(1) == yy).sum())
+            loss += float(F.cross_entropy(logits, yy, reduction="sum"))
+        n = max(1, len(x))
+        return {"accuracy": correct / n, "loss": loss / n}
+
+    def evaluate(
+        self, archs: Sequence[Mapping[str, int]], *, split: str = "val"
+    ) -> list[dict[str, float]]:
+        """``[{"accuracy", "loss"}, ...]`` per arch, in order (cached per genotype and split)."""
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not allowed; use one of {SPLITS}")
+        genes = [self.space.encode(a) for a in archs]
+        todo = [g for g in dict.fromkeys(genes) if (split, g) not in self.cache]
+        if todo:
+            saved_bn = _bn_state(self.net)
+            saved_active = dict(self.net.active)
+            was_training = self.net.training
+            self.net.to(self.device)
+            try:
+                for g in todo:
+                    self.cache[(split, g)] = self._score(self.space.decode(g), split)
+                    self.scored += 1
+            finally:
+                _restore_bn(self.net, saved_bn)
+                self.net.set_active(saved_active)
+                self.net.train(was_training)
+        return [dict(self.cache[(split, g)]) for g in genes]
+
+    def stats(self) -> dict[str, Any]:
+        return {"cached": len(self.cache), "scored": self.scored}
