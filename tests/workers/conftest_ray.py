@@ -25,7 +25,7 @@ from tests.pg import db, new_key  # noqa: F401
 
 # A job small enough for two shared cores: a narrow MLP on the digits, one epoch per phase.
 TINY_SPEC: dict[str, Any] = {
-    "space": {"id": "mlp", "options": {"widths": [16, 32], "depths": [1, 2]}},
+    "space": {"id": "mlp", "options": {"widths": [16, 24, 32], "depths": [1, 2, 3]}},
     "dataset": {"name": "digits"},
     "training": {"preset": "tiny", "epochs_scale": 0.1, "batch_size": 256},
     "search": {

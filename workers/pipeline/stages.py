@@ -137,7 +137,15 @@ def training_stage(ctx: Context) -> str:
             return True
         return False
 
-    path = ctx.engine.train(req, on_epoch, should_stop)
+    try:
+        path = ctx.engine.train(req, on_epoch, should_stop)
+    except JobCancelled:
+        raise
+    except Exception as exc:
+        # The trainer stops with its own exception when asked to; report it as a cancel.
+        if ctx.sink.should_cancel():
+            raise JobCancelled(inputs.job_id) from exc
+        raise
     ctx.check_cancel(every_s=0)
     ctx.sink.set_checkpoint(str(inputs.run_dir), str(path))
     return str(path)

@@ -1,0 +1,186 @@
+"""The job pipeline end to end in one process (in-memory sink, local engine) on a tiny MLP:
+stages in order, one row per candidate, a non-dominated measured front, exports that load and
+reproduce the supernet, and a second run that resumes without repeating any work."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from nas_service.domain import JobSpec
+from search_spaces.nn import build_static
+from workers.bn import recalibrate_bn
+from workers.pipeline import (
+    DataRef,
+    DeviceInfo,
+    JobCancelled,
+    JobInputs,
+    LocalEngine,
+    MemorySink,
+    run_pipeline,
+    tools,
+)
+from workers.search import pareto_mask
+from workers.training import load_checkpoint
+
+SPEC: dict[str, Any] = {
+    "space": {"id": "mlp", "options": {"widths": [16, 24, 32], "depths": [1, 2, 3]}},
+    "dataset": {"name": "digits"},
+    "training": {"preset": "tiny", "epochs_scale": 0.1, "batch_size": 256},
+    "search": {
+        "algorithm": "evolution",
+        "budget": 12,
+        "population": 6,
+        "objectives": [{"name": "accuracy"}, {"name": "latency_ms"}],
+    },
+    "devices": ["cpu"],
+    "seed": 3,
+}
+STAGES = ["training", "predicting", "searching", "measuring", "exporting"]
+
+
+def make_inputs(tmp: Path, spec: dict[str, Any] = SPEC) -> JobInputs:
+    js = JobSpec.model_validate(spec)
+    return JobInputs(
+        job_id="local",
+        spec=js,
+        data=DataRef("digits", js.seed),
+        run_dir=tmp / "run",
+        devices=(DeviceInfo("cpu"),),
+        cache_dir=tmp / "cache",
+    )
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[JobInputs, MemorySink, Any]:
+    inputs = make_inputs(tmp_path_factory.mktemp("pipeline"))
+    sink = MemorySink()
+    result = run_pipeline(inputs, sink, LocalEngine())
+    return inputs, sink, result
+
+
+def test_stages_run_in_order_and_training_is_logged(finished: Any) -> None:
+    inputs, sink, result = finished
+    order: list[str] = []
+    for stage, _ in sink.stages:
+        if not order or order[-1] != stage:
+            order.append(stage)
+    assert order == STAGES
+    # One metrics row per trained epoch (one epoch per phase: full, depth, width).
+    assert [(m["phase"], m["epoch"]) for m in sink.metrics] == [
+        ("full", 1),
+        ("elastic-depth", 1),
+        ("elastic-width", 1),
+    ]
+    assert all(0.0 <= m["metrics"]["accuracy"]["largest"]["accuracy"] <= 1.0 for m in sink.metrics)
+    assert Path(result.checkpoint) == inputs.train_dir / "final.pt"
+    assert sink.checkpoint_uri == result.checkpoint
+
+
+def test_candidates_are_unique_and_the_measured_front_is_non_dominated(finished: Any) -> None:
+    inputs, sink, result = finished
+    rows = sink.stored_candidates("cpu")
+    assert len(rows) == inputs.spec.search.budget == sink.inserts
+    assert len({r.genotype for r in rows}) == len(rows)
+    space = tools.checkpoint_space(result.checkpoint)
+    for r in rows:
+        assert r.genotype == ",".join(map(str, space.encode(r.arch)))
+        assert r.metrics["flops"] == space.flops(r.arch)
+        assert 0.0 <= r.metrics["accuracy"] <= 1.0 and r.metrics["latency_ms"] > 0
+    front = [r for r in rows if r.genotype in set(sink.pareto["cpu"])]
+    assert front and all(r.source == "measured" for r in front)
+    assert result.pareto["cpu"] == [r.genotype for r in front]
+    # Predicted latency is kept next to the measured one.
+    assert all("latency_ms" in r.predicted for r in front)
+    measured = [r for r in rows if r.source == "measured"]
+    values = np.array([[r.metrics["accuracy"], r.metrics["latency_ms"]] for r in measured])
+    mask = pareto_mask(values, ["max", "min"])
+    assert {r.genotype for r, m in zip(measured, mask, strict=True) if m} == set(sink.pareto["cpu"])
+    # A front after every search batch (2 batches of 6), then the measured one.
+    hv = sink.hypervolumes["cpu"]
+    assert len(hv) >= 3 and all(h is not None and h > 0 for h in hv)
+    assert result.hypervolume["cpu"] == pytest.approx(hv[-1])
+
+
+def _reference(inputs: JobInputs, checkpoint: str, arch: dict[str, int]) -> tuple[Any, Any]:
+    """The supernet's own output for ``arch`` after BN recalibration on the seeded subset."""
+    _, net = load_checkpoint(checkpoint)
+    net.set_active(arch)
+    x_bn = tools.bn_subset(inputs.data, inputs.seed)
+    recalibrate_bn(net, [net.prepare_input(x_bn[i : i + 200]) for i in range(0, len(x_bn), 200)])
+    x_val, _ = tools.load_data(inputs.data).tensors("val")
+    x = net.prepare_input(x_val[:16])
+    with torch.no_grad():
+        return x, net(x)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_every_pareto_subnet_is_exported_in_three_formats_that_reproduce_the_supernet(
+    finished: Any,
+) -> None:
+    inputs, sink, result = finished
+    front = set(sink.pareto["cpu"])
+    assert {g for g, _ in sink.artifacts} == front
+    assert result.artifacts == 3 * len(front)
+    by_genotype = {r.genotype: r for r in sink.stored_candidates("cpu")}
+    for (genotype, kind), art in sink.artifacts.items():
+        path = Path(art.uri)
+        assert path.is_file() and path.stat().st_size == art.size_bytes
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == art.sha256
+        arch = by_genotype[genotype].arch
+        x, ref = _reference(inputs, result.checkpoint, arch)
+        with torch.no_grad():
+            if kind == "subnet_weights":
+                blob = torch.load(path, weights_only=True)
+                net = build_static(blob["space"], blob["arch"])
+                net.load_state_dict(blob["state_dict"])
+                out = net.eval()(x)
+                assert blob["arch"] == arch
+                assert torch.allclose(out, ref, atol=1e-5)
+            elif kind == "subnet_torchscript":
+                out = torch.jit.load(str(path)).eval()(x)
+                assert torch.allclose(out, ref, atol=1e-5)
+            else:
+                session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                (out_np,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+                assert np.abs(out_np - ref.numpy()).max() <= 1e-4
+
+
+def test_a_second_run_resumes_without_repeating_work(finished: Any) -> None:
+    inputs, sink, first = finished
+    before = (sink.inserts, len(sink.metrics), dict(sink.artifacts))
+    again = run_pipeline(inputs, sink, LocalEngine())
+    assert (sink.inserts, len(sink.metrics)) == before[:2]  # nothing new trained or stored
+    assert again.artifacts == 0 and sink.artifacts == before[2]
+    assert again.pareto == first.pareto
+
+
+def test_cancel_stops_training_within_seconds(tmp_path: Path) -> None:
+    spec = {**SPEC, "training": {"preset": "default", "epochs_scale": 5.0, "batch_size": 32}}
+    inputs = make_inputs(tmp_path, spec)
+    sink = MemorySink()
+    cancelled_at: list[float] = []
+
+    def cancel_after_first_epoch() -> None:
+        while not sink.metrics:
+            time.sleep(0.05)
+        cancelled_at.append(time.monotonic())
+        sink.cancel.set()
+
+    threading.Thread(target=cancel_after_first_epoch, daemon=True).start()
+    with pytest.raises(JobCancelled):
+        run_pipeline(inputs, sink, LocalEngine())
+    stopped_after = time.monotonic() - cancelled_at[0]
+    assert stopped_after < 5.0
+    assert 1 <= len(sink.metrics) < 20  # stopped long before the 20+ epochs of the schedule
+    assert not (inputs.train_dir / "final.pt").exists()
+    assert list((inputs.train_dir / "checkpoints").glob("p*-e*.pt"))  # kept for a resume
+    assert not sink.candidates
