@@ -1,6 +1,6 @@
 """The whole dashboard flow with the real runner: submit a small job from the form, watch it
 reach ``succeeded`` without reloading, see the Pareto points drawn, download a subnet.
-Screenshots of the list and the job page go to docs/screenshots/."""
+The finished job page is saved to docs/screenshots/job.png."""
 
 from __future__ import annotations
 
@@ -84,4 +84,3 @@ def test_submit_watch_and_download_from_the_dashboard(
 
     page.click("a[href='#/jobs']")
     page.wait_for_selector(f"#jobs-body tr[data-job-id='{job_id}'] [data-status='succeeded']")
-    screenshot(page, "jobs.png")

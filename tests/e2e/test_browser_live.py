@@ -192,3 +192,7 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
     page.wait_for_selector("#job-status [data-status='queued']")
     assert page.evaluate("window.__sameDocument") is True
     assert httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=auth).json()["status"] == "queued"
+
+    page.click("a[href='#/jobs']")
+    page.wait_for_selector(f"#jobs-body tr[data-job-id='{job_id}'] [data-status='queued']")
+    screenshot(page, "jobs.png")

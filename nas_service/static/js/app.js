@@ -1,7 +1,7 @@
 // Entry point: hash routes #/jobs, #/jobs/<id>, #/new; sign-in when no key is stored.
 
 import { ApiError, get, getKey, itemsOf, request, setKey } from "./api.js";
-import { badge, h, jobFraction, progressBar, TERMINAL, when } from "./dom.js";
+import { badge, h, progressCell, stageLabel, TERMINAL, when } from "./dom.js";
 import { renderJob } from "./job.js";
 import { renderForm } from "./form.js";
 
@@ -54,8 +54,8 @@ function renderList() {
       body.replaceChildren(...jobs.map((j) => h("tr", { "data-job-id": j.id },
         h("td", {}, h("a", { href: `#/jobs/${j.id}` }, j.name || j.id)),
         h("td", {}, badge(j.status)),
-        h("td", {}, j.stage || "—"),
-        h("td", {}, progressBar(jobFraction(j))),
+        h("td", {}, stageLabel(j)),
+        h("td", {}, progressCell(j)),
         h("td", {}, when(j.created_at)),
         h("td", { class: "muted arch" }, String(j.id)))));
       empty.hidden = jobs.length > 0;

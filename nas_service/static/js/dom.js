@@ -54,3 +54,16 @@ export function jobFraction(job) {
   }
   return NaN;
 }
+
+// What the stage column says: a queued (or retried) job's last stage is history, not progress.
+export function stageLabel(job) {
+  if (job.status === "running") return job.stage || "starting";
+  if (job.status === "queued") return job.attempt > 0 ? "waiting (will resume)" : "waiting";
+  if (job.status === "succeeded") return "done";
+  return job.stage ? `stopped in ${job.stage}` : "—";
+}
+
+export function progressCell(job) {
+  if (job.status === "running" || job.status === "succeeded") return progressBar(jobFraction(job));
+  return h("span", { class: "muted" }, "—");
+}

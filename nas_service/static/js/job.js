@@ -3,7 +3,7 @@
 
 import { ApiError, get, itemsOf, post } from "./api.js";
 import { binValues, histogram, isNum, lines } from "./charts.js";
-import { badge, h, jobFraction, progressBar, TERMINAL, when } from "./dom.js";
+import { badge, h, progressCell, stageLabel, TERMINAL, when } from "./dom.js";
 import { ParetoPanel } from "./pareto.js";
 
 const POLL_MS = 1500;
@@ -110,9 +110,9 @@ export function renderJob(view, jobId) {
   function drawHeader() {
     title.textContent = job.name || job.id;
     status.replaceChildren(badge(job.status));
-    stage.textContent = job.stage || "—";
-    progress.replaceChildren(progressBar(jobFraction(job)));
-    details.textContent = stageText(job);
+    stage.textContent = stageLabel(job);
+    progress.replaceChildren(progressCell(job));
+    details.textContent = job.status === "running" ? stageText(job) : "";
     error.textContent = job.error || "";
     cancel.disabled = !["queued", "running"].includes(job.status) || job.cancel_requested === true;
     retry.disabled = !["failed", "cancelled"].includes(job.status);
