@@ -21,6 +21,7 @@ from search_spaces.nn import build_static
 from workers.bn import recalibrate_bn
 from workers.data import DatasetSplits
 from workers.training.config import TrainConfig
+from workers.training.extract import bn_calibration_images
 from workers.training.loop import derive_seed
 from workers.training.optim import make_optimizer, set_lr, step_lr
 from workers.training.steps import bn_batches
@@ -63,9 +64,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 50
 
 
 def bn_subset(data: DatasetSplits, n: int, seed: int) -> torch.Tensor:
-    x, _ = data.tensors("train")
-    g = torch.Generator().manual_seed(derive_seed(seed, 7))
-    return x[torch.randperm(len(x), generator=g)[:n]]
+    return bn_calibration_images(data, n, seed)
 
 
 def extracted_test_accuracy(

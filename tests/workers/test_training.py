@@ -260,3 +260,34 @@ def test_default_config_and_phase_views(data) -> None:  # type: ignore[no-untype
         restrict_for_phase(multi, bad)
     with pytest.raises(ValueError, match="unique"):
         TrainConfig(phases=[cfg.phases[0], cfg.phases[0]])
+
+
+def test_tiny_mobilenet_runs_every_phase_and_reorders_once(tmp_path: Path) -> None:
+    data = load_dataset("synthetic", seed=0, n=120, shape=(1, 8, 8), classes=3, noise=0.5)
+    space = get_space(
+        "mbv3", width_mult=0.1, num_classes=3, in_channels=1, small_input=True,
+        resolutions=(8, 12), kernels=(3, 5), expands=(1, 2), depths=(1, 2), dropout=0.0,
+    )  # fmt: skip
+    cfg = default_config(space, data).model_copy(
+        update={"batch_size": 40, "bn_images": 40, "bn_batch": 40}
+    )
+    cfg = cfg.model_copy(
+        update={"phases": [p.model_copy(update={"epochs": 1}) for p in cfg.phases]}
+    )
+    assert [p.name for p in cfg.phases] == [
+        "full", "elastic-kernel", "elastic-depth", "elastic-expand", "elastic-resolution",
+    ]  # fmt: skip
+    res = train_supernet(space, data, cfg, run_dir=tmp_path, seed=0)
+    assert [h["phase"] for h in res.history] == [p.name for p in cfg.phases]
+    reordered = [torch.load(p, weights_only=True)["reordered"] for p in list_checkpoints(tmp_path)]
+    assert reordered == [False, False, False, False, True, True]
+    # The resolution phase samples both input sizes; its smallest subnet runs at 8x8.
+    assert res.history[-1]["accuracy"]["smallest"]["flops"] == space.flops(space.min_arch())
+    _, net = load_checkpoint(res.final_path)
+    from workers.training import recalibrated_extract
+
+    arch = space.min_arch()
+    sub = recalibrated_extract(net, arch, data, images=40)
+    x = net.prepare_input(data.tensors("val")[0][:8])
+    net.eval()
+    assert torch.allclose(sub(x), net(x), atol=1e-4)

@@ -2,6 +2,7 @@
 
 from workers.training.checkpoint import load_checkpoint
 from workers.training.config import HealthConfig, PhaseConfig, TrainConfig, default_config
+from workers.training.extract import bn_calibration_images, recalibrated_extract
 from workers.training.loop import TrainingCancelled, TrainingDiverged, TrainResult, train_supernet
 from workers.training.samplers import (
     ComplexityAwareSampler,
@@ -22,8 +23,10 @@ __all__ = [
     "TrainingCancelled",
     "TrainingDiverged",
     "UniformSampler",
+    "bn_calibration_images",
     "default_config",
     "load_checkpoint",
     "make_sampler",
+    "recalibrated_extract",
     "train_supernet",
 ]

@@ -18,6 +18,7 @@ from search_spaces import get_space
 from workers.data import list_datasets, load_dataset, space_options_for
 from workers.training.checkpoint import load_checkpoint
 from workers.training.config import TrainConfig, default_config
+from workers.training.extract import recalibrated_extract
 from workers.training.loop import TrainingCancelled, TrainingDiverged, train_supernet
 
 SAMPLERS = ("uniform", "complexity-aware", "complexity-aware:walk", "complexity-aware:adaptive")
@@ -130,10 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # Prove the checkpoint is usable: rebuild and extract the smallest and largest subnets.
     loaded_space, net = load_checkpoint(result.final_path)
+    x_test, y_test = data.tensors("test")
     for arch in (loaded_space.min_arch(), loaded_space.max_arch()):
-        sub = net.extract(arch)
+        sub = recalibrated_extract(net, arch, data, seed=args.seed, images=cfg.bn_images)
         n_params = sum(p.numel() for p in sub.parameters())
-        print(f"extract ok: {loaded_space.flops(arch)} MACs, {n_params} params")
+        net.set_active(arch)
+        with torch.no_grad():
+            acc = float((sub(net.prepare_input(x_test)).argmax(1) == y_test).float().mean())
+        print(
+            f"extract ok: {loaded_space.flops(arch)} MACs, {n_params} params, "
+            f"test accuracy {acc:.4f} (BN recalibrated, no fine-tuning)"
+        )
     print(
         f"wrote {result.final_path} in {time.perf_counter() - t0:.1f}s "
         f"(rollbacks: {result.rollbacks})"
