@@ -13,21 +13,26 @@ from workers.search.objectives import (
     violation,
 )
 from workers.search.pareto import hypervolume, pareto_mask, reference_point
+from workers.search.remeasure import FrontPoint, FrontReport, format_table, remeasure_front
 
 __all__ = [
     "KNOWN_METRICS",
     "SEARCHERS",
     "Constraint",
+    "FrontPoint",
+    "FrontReport",
     "Objective",
     "ObjectiveError",
     "Searcher",
     "UnknownSearcher",
     "attach_bounds",
+    "format_table",
     "hypervolume",
     "make_searcher",
     "pareto_mask",
     "parse_constraint",
     "parse_objective",
     "reference_point",
+    "remeasure_front",
     "violation",
 ]
