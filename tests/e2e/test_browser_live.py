@@ -138,6 +138,7 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
     assert page.locator("#pareto-plot .point.predicted").count() == 1
     assert page.locator("#pareto-plot line.constraint[data-axis='x']").count() == 1
     assert "1 without a value" in page.inner_text("#pareto-note")  # drawn nowhere, not at 0
+    assert page.locator("#hv-plot svg path.series[data-name='predicted']").count() == 1
     page.hover(f"#pareto-plot .point[data-id='{ids[1]}']")
     tip = page.inner_text("#pareto-plot .tooltip")
     assert "d2-w64" in tip and "0.83" in tip and "16000" in tip

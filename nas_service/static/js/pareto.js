@@ -31,15 +31,23 @@ function frontOf(data) {
   return itemsOf(data);
 }
 
+// Hypervolume history as one series per source (the searched front, then the re-measured one).
+// A point without an evaluation count sits at the last known count rather than at 0.
 export function hypervolumeSeries(data, job) {
   const raw = (data && (data.hypervolume_history || data.history || data.pareto_history))
     || (job && job.pareto_history) || [];
-  return raw.map((p, i) => {
-    if (isNum(p)) return { x: i, y: p };
-    const x = [p.evaluations, p.n, p.step, p.generation, p.t].find(isNum);
-    const y = [p.hypervolume, p.hv, p.value].find(isNum);
-    return { x: isNum(x) ? x : i, y: isNum(y) ? y : null };
+  const bySource = new Map();
+  let lastX = 0;
+  raw.forEach((p, i) => {
+    const rec = isNum(p) ? { hypervolume: p } : p;
+    const x = [rec.evaluations, rec.n, rec.step, rec.generation].find(isNum);
+    lastX = isNum(x) ? x : Math.max(lastX, i);
+    const y = [rec.hypervolume, rec.hv, rec.value].find(isNum);
+    const name = rec.source || "hypervolume";
+    if (!bySource.has(name)) bySource.set(name, []);
+    bySource.get(name).push({ x: lastX, y: isNum(y) ? y : null });
   });
+  return [...bySource].map(([name, points]) => ({ name, points }));
 }
 
 export class ParetoPanel {
@@ -138,7 +146,7 @@ export class ParetoPanel {
       + (omitted ? `; ${omitted} without a value for ${xName} or ${yName} not shown` : "")
       + (this.front.length ? `; ${this.front.length} on the front` : "");
     this.drawTable();
-    lines(this.hv, [{ name: "hypervolume", points: hypervolumeSeries(this.data, this.job) }],
+    lines(this.hv, hypervolumeSeries(this.data, this.job),
       { xLabel: "evaluations", yLabel: "hypervolume", height: 220, emptyText: "No hypervolume yet." });
   }
 
