@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nas_service.domain import DomainError, Unauthorized, ValidationFailed
@@ -110,6 +111,14 @@ def install(app: FastAPI) -> None:
         title = code.replace("_", " ").capitalize()
         return problem(request, exc.status_code, code, title, str(exc.detail))
 
+    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot store (out of a column's range, a NUL in text): the
+        # request's fault. Name the database's own reason, first line only.
+        orig = getattr(exc, "orig", exc)
+        reason = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+        errors = [{"field": "request", "reason": f"a value cannot be stored: {reason}"}]
+        return problem(request, 422, "validation_error", "Invalid input", reason, errors)
+
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(
@@ -123,6 +132,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DataError, on_data_error)
     app.add_exception_handler(Exception, on_error)
 
 

@@ -103,7 +103,7 @@ def list_events(
     job_id: uuid.UUID,
     caller: CallerDep,
     ctx: CtxDep,
-    after: Annotated[int, Query(ge=0, description="last event id seen")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="last event id seen")] = 0,
     limit: Annotated[int, Query(ge=1)] = 200,
 ) -> EventPage:
     with ctx.db.transaction() as s:
@@ -120,7 +120,9 @@ def list_metrics(
     job_id: uuid.UUID,
     caller: CallerDep,
     ctx: CtxDep,
-    after: Annotated[int, Query(ge=-1, description="last seq seen; -1 for the start")] = -1,
+    after: Annotated[
+        int, Query(ge=-1, le=2**31 - 1, description="last seq seen; -1 for the start")
+    ] = -1,
     limit: Annotated[int, Query(ge=1)] = 500,
 ) -> MetricPage:
     with ctx.db.transaction() as s:

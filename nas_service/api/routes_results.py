@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import select
 
@@ -20,6 +20,7 @@ from nas_service.services import jobs as svc
 from nas_service.services.exports import subnet_download
 
 router = APIRouter(tags=["results"])
+MAX_BIGINT = 2**63 - 1  # ids are BIGINT: larger numbers are a 422, not a database error
 SortKey = Literal[SORTABLE]  # type: ignore[valid-type]
 
 
@@ -39,7 +40,7 @@ def get_candidates(
     device: str | None = None,
     sort: SortKey = "id",
     order: Literal["asc", "desc"] = "asc",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> CandidatePage:
     flt = CandidateFilter(source=source, feasible=feasible, pareto=pareto, device=device)
@@ -112,7 +113,7 @@ def get_pareto(
     response_model=None,
 )
 def download_subnet(
-    candidate_id: int,
+    candidate_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)],
     caller: CallerDep,
     ctx: CtxDep,
     request: Request,

@@ -187,7 +187,8 @@ def set_pareto(
         execution_options={"synchronize_session": False},
     )
     # Row lock: one writer (the job's runner) at a time appends to the history.
-    job = s.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
+    q = select(Job).where(Job.id == job_id).with_for_update()
+    job = s.scalars(q.execution_options(populate_existing=True)).one()
     version = job.pareto_version + 1
     history = list(job.pareto_history or [])
     if hypervolume is not None:
@@ -201,9 +202,8 @@ def set_pareto(
                 "ts": utcnow().isoformat(),
             }
         )
-    s.execute(
-        update(Job).where(Job.id == job_id).values(pareto_version=version, pareto_history=history),
-        execution_options={"synchronize_session": False},
-    )
-    s.expire(job)
+    # Through the ORM object (not a Core UPDATE) so a Job the caller holds stays current.
+    job.pareto_version = version
+    job.pareto_history = history
+    s.flush()
     return version

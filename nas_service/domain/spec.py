@@ -132,6 +132,24 @@ class SearchSpec(_Strict):
         return v
 
 
+def _nul_path(value: Any, path: str) -> str | None:
+    """The path of the first string holding a NUL character (PostgreSQL text cannot)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            found = _nul_path(k, sub) or _nul_path(v, sub)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_path(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 class JobSpec(_Strict):
     name: str | None = Field(default=None, max_length=200)
     space: SpaceRef
@@ -141,6 +159,14 @@ class JobSpec(_Strict):
     devices: list[str] = Field(default_factory=lambda: ["cpu"], min_length=1, max_length=16)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     supernet_from: UUID | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        where = _nul_path(data, "")
+        if where:
+            raise ValueError(f"{where}: text may not contain NUL characters")
+        return data
 
     @field_validator("devices")
     @classmethod

@@ -26,7 +26,7 @@ def build_space(space_id: str, options: dict[str, Any], field: str = "space") ->
             if "unexpected keyword" in text
             else text,
         ) from exc
-    except ValueError as exc:  # includes InvalidArch
+    except (ValueError, OverflowError) as exc:  # ValueError includes InvalidArch
         raise ValidationFailed.one(f"{field}.options", str(exc)) from exc
 
 

@@ -137,3 +137,15 @@ def test_admin_commands(db: Database, capsys: pytest.CaptureFixture[str]) -> Non
             )
     finally:
         drop_database(settings.optuna_storage)
+
+
+def test_unstorable_values_are_422_not_500(api: Api) -> None:
+    r = api.get("/api/v1/candidates/9223372036854775808/subnet")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "candidate_id"
+    r = api.post("/api/v1/jobs", json=spec(name="nul\x00byte"))
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    jid = api.post("/api/v1/jobs", json=spec()).json()["id"]
+    r = api.get(f"/api/v1/jobs/{jid}/candidates", params={"device": "a\x00b"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "request"
+    r = api.get(f"/api/v1/jobs/{jid}/metrics", params={"after": 2**40})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "after"

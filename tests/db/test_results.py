@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nas_service.db import Database
+from nas_service.db.jobs import create_job
 from nas_service.db.models import Job
 from nas_service.db.queries import CandidateFilter, list_candidates, pareto_front
 from nas_service.db.results import (
@@ -16,7 +17,7 @@ from nas_service.db.results import (
     upsert_candidates,
 )
 from nas_service.domain import CandidateSource
-from tests.db.helpers import make_jobs
+from tests.db.helpers import SPEC, make_jobs
 
 
 def _cand(g: tuple[int, ...], acc: float, **kw: object) -> CandidateIn:
@@ -123,3 +124,13 @@ def test_list_candidates_filters_and_sorts(db: Database) -> None:
             ids[2]
         ]
         assert [c.id for c in list_candidates(s, jid, CandidateFilter(pareto=True))] == [ids[2]]
+
+
+def test_set_pareto_keeps_a_held_job_current(db: Database) -> None:
+    owner, _ = make_jobs(db, 0)
+    with db.transaction() as s:
+        job = create_job(s, owner, SPEC, space_id="mlp")
+        ids = upsert_candidates(s, job.id, [_cand((1,), 0.5)])
+        assert set_pareto(s, job.id, ids, hypervolume=0.1) == 1
+    # Still readable after the transaction, and current (no detached, expired attributes).
+    assert job.pareto_version == 1 and job.pareto_history[0]["hypervolume"] == 0.1
