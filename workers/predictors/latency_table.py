@@ -8,8 +8,9 @@ between units; the scale covers what timing a unit alone misses: run in a loop, 
 weights in cache, inside a network it does not (on this project's CPU the whole network took
 1.5-2x the sum of its rows). With a single measured network only the constant is fitted.
 
-The regressor learns whole-network latency from measured archs (ridge on the ``latency``
-features: per-block configuration crossed with resolution, plus MACs and parameters).
+The regressor learns whole-network latency from measured archs: ridge on how often each unit
+key occurs in the network (plus MACs and parameters), i.e. a lookup table learned from
+whole-network timings, which includes the in-network effects that timing units alone misses.
 """
 
 from __future__ import annotations
@@ -147,15 +148,42 @@ class LatencyTable:
         return table
 
 
+class UnitCounts:
+    """Features: count of each unit key of the space in the arch, then MACs and params scaled
+    by the largest arch's."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        keys = {u.key for a in covering_archs(space) for u in units_of(space, a)}
+        self.index = {k: i for i, k in enumerate(sorted(keys))}
+        big = space.max_arch()
+        self._flops = float(max(1, space.flops(big)))
+        self._params = float(max(1, space.params(big)))
+
+    def dim(self) -> int:
+        return len(self.index) + 2
+
+    def __call__(self, archs: Archs) -> np.ndarray:
+        out = np.zeros((len(archs), self.dim()))
+        for r, a in enumerate(archs):
+            for u in units_of(self.space, a):
+                i = self.index.get(u.key)
+                if i is not None:
+                    out[r, i] += 1.0
+            out[r, -2] = self.space.flops(a) / self._flops
+            out[r, -1] = self.space.params(a) / self._params
+        return out
+
+
 @register
 class LatencyRegressor(RidgePredictor):
-    """Whole-network latency (ms) from arch features, fitted on measured archs."""
+    """Whole-network latency (ms) from unit counts, fitted on measured archs."""
 
     kind = "latency_ridge"
 
     def __init__(self, space: SearchSpace, **kw: Any):
-        kw.setdefault("encoding", "latency")
         super().__init__(space, **kw)
+        self.featurize = UnitCounts(space)  # type: ignore[assignment]
 
 
 def calibration_report(

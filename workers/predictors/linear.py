@@ -31,7 +31,7 @@ class RidgePredictor(Predictor):
         self.intercept = 0.0
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x, y)
+        model = RidgeCV(alphas=np.logspace(-6, 3, 19)).fit(x, y)
         self.coef = np.asarray(model.coef_, dtype=float)
         self.intercept = float(model.intercept_)
 

@@ -1,0 +1,126 @@
+"""Latency measurement, lookup table, regressor and calibration report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from search_spaces import get_space
+from workers.predictors import (
+    DeviceProfile,
+    LatencyRegressor,
+    LatencyTable,
+    calibration_report,
+    get_device,
+    load_predictor,
+    measure_latency,
+)
+from workers.predictors.latency import trimmed
+from workers.predictors.latency_units import covering_archs, units_of
+
+FAST = DeviceProfile("cpu-test", warmup=1, repeats=5)
+
+
+class Sleeper(nn.Module):
+    """Takes a known time per call, so the statistics can be checked."""
+
+    def __init__(self, ms: float):
+        super().__init__()
+        self.ms = ms
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.ms / 1000)
+        return x
+
+
+def test_measure_latency_statistics() -> None:
+    s = measure_latency(Sleeper(2.0), (3,), warmup=1, repeats=12)
+    assert s.repeats == 12 and len(s.raw_ms) == 12
+    assert 2.0 <= s.p50_ms <= s.p90_ms
+    assert 2.0 <= s.mean_ms < 6.0  # sleep overshoots a little, never undershoots
+    assert s.std_ms >= 0
+    assert torch.get_num_threads() == 1  # restored
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        measure_latency(Sleeper(0.0), (3,), repeats=0)
+
+
+def test_trimmed_drops_both_tails() -> None:
+    v = trimmed([100.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, -50.0])
+    assert sorted(v.tolist()) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+
+
+def test_device_profiles() -> None:
+    cpu = get_device("cpu")
+    assert (cpu.torch_device, cpu.threads, cpu.batch_size) == ("cpu", 1, 1)
+    with pytest.raises(ValueError, match="unknown device profile 'phone'"):
+        get_device("phone")
+
+
+def test_units_cover_every_block_configuration() -> None:
+    space = get_space("mbv3", num_classes=10, in_channels=1, small_input=True, resolutions=(16,))
+    keys = {u.key for a in covering_archs(space) for u in units_of(space, a)}
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        assert {u.key for u in units_of(space, space.sample(rng))} <= keys
+    a = space.sample(rng)
+    units = units_of(space, a)
+    assert len(units) == 2 + 1 + sum(a[f"s{i}.depth"] for i in range(1, 6))  # stem+first+tail
+    assert units[0].key.startswith("stem|in=1x16x16")
+
+
+def test_table_sums_rows_fits_constant_and_is_cached(tmp_path: Path) -> None:
+    space = get_space("mlp", widths=(8, 16), depths=(1, 2))
+    table = LatencyTable.build(space, FAST, cache_dir=tmp_path)
+    assert set(table.rows) == {u.key for a in covering_archs(space) for u in units_of(space, a)}
+    a = space.max_arch()
+    expected = sum(table.rows[u.key]["mean_ms"] for u in units_of(space, a))
+    assert table.sum_ms(a) == pytest.approx(expected)
+    row = next(iter(table.rows.values()))
+    assert row["count"] == 5 and row["var_ms2"] >= 0
+    archs = [space.min_arch(), a]
+    sums = [table.sum_ms(x) for x in archs]
+    scale, const = table.fit_constant(archs, [2 * sums[0] + 0.5, 2 * sums[1] + 0.5])
+    assert scale == pytest.approx(2.0) and const == pytest.approx(0.5)
+    assert table.predict([a])[0] == pytest.approx(2 * sums[1] + 0.5)
+    path = table.save(tmp_path / "t.json")
+    # built once: a second build loads the cached rows instead of timing again
+    again = LatencyTable.build(space, FAST, cache_dir=tmp_path)
+    assert again.rows == table.rows
+    loaded = LatencyTable.load(path)
+    assert loaded.predict([a])[0] == pytest.approx(table.predict([a])[0])
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="cannot be read"):
+        LatencyTable.load(tmp_path / "bad.json")
+
+
+def test_regressor_learns_additive_latency(tmp_path: Path) -> None:
+    space = get_space("mbv3", num_classes=10, in_channels=1, small_input=True, resolutions=(16, 24))
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(260)]
+
+    # synthetic "device": per block cost by kernel and expand, scaled by resolution
+    def fake(a: dict[str, int]) -> float:
+        total = 0.3
+        for i in range(1, 6):
+            for j in range(1, a[f"s{i}.depth"] + 1):
+                total += 0.01 * a[f"s{i}.b{j}.kernel"] * a[f"s{i}.b{j}.expand"]
+        return total * (a["resolution"] / 16) ** 2
+
+    y = np.asarray([fake(a) for a in archs])
+    reg = LatencyRegressor(space).fit(archs[:220], y[:220])
+    rep = calibration_report(np.asarray(reg.predict(archs[220:])), y[220:])
+    assert rep["within_10pct"] >= 0.95 and rep["kendall_tau"] >= 0.9, rep
+    loaded = load_predictor(reg.save(tmp_path / "lat.npz"))
+    assert np.allclose(loaded.predict(archs[220:]), reg.predict(archs[220:]))
+
+
+def test_calibration_report_numbers() -> None:
+    rep = calibration_report([1.0, 2.1, 2.5, 4.0], [1.0, 2.0, 3.0, 4.0])
+    assert rep["within_10pct"] == pytest.approx(0.75)
+    assert rep["kendall_tau"] == pytest.approx(1.0)
+    assert rep["mape"] == pytest.approx(100 * (0 + 0.05 + 0.5 / 3 + 0) / 4)
