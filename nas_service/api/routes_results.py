@@ -118,9 +118,10 @@ def download_subnet(
     ctx: CtxDep,
     request: Request,
     format: Literal["weights", "torchscript", "onnx"] = "weights",
+    retry: Annotated[bool, Query(description="queue a failed export again")] = False,
 ) -> Response:
     with ctx.db.transaction() as s:
-        dl = subnet_download(s, caller.owner_id, candidate_id, format)
+        dl = subnet_download(s, caller.owner_id, candidate_id, format, retry=retry)
     if dl.path is None:
         wait = ctx.settings.export_retry_after_s
         body = ExportPending(

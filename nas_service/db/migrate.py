@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -43,7 +44,9 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(cfg, revision)
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str | None:
+    """The newest revision in the scripts (read once: /readyz asks on every probe)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 

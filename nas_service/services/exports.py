@@ -38,7 +38,11 @@ def get_owned_candidate(s: Session, owner_id: int, candidate_id: int) -> Candida
     return cand
 
 
-def subnet_download(s: Session, owner_id: int, candidate_id: int, fmt: str) -> SubnetDownload:
+def subnet_download(
+    s: Session, owner_id: int, candidate_id: int, fmt: str, *, retry: bool = False
+) -> SubnetDownload:
+    """The ready export, or a pending one (created on first request). A failed export is an
+    error unless ``retry``, which queues it again."""
     if fmt not in EXPORT_FORMATS:
         raise ValidationFailed.one(
             "format", f"unknown format {fmt!r}; allowed: {sorted(EXPORT_FORMATS)}"
@@ -56,8 +60,15 @@ def subnet_download(s: Session, owner_id: int, candidate_id: int, fmt: str) -> S
                 "cannot be exported (retry the job first)"
             )
         art = arts.request_export(s, cand, owner_id, kind)
+    if art.status == "failed" and retry and arts.reset_failed_export(s, art.id):
+        refreshed = arts.find_artifact(s, cand.id, kind)
+        assert refreshed is not None
+        art = refreshed
     if art.status == "failed":
-        raise ExportFailed(f"the {fmt} export of candidate {cand.id} failed: {art.error}")
+        raise ExportFailed(
+            f"the {fmt} export of candidate {cand.id} failed: {art.error} "
+            "(ask again with retry=true to try once more)"
+        )
     if art.status == "ready" and art.uri:
         path = uri_to_path(art.uri)
         if path.is_file():

@@ -137,7 +137,12 @@ def test_failed_export_and_failed_job(api: Api, db: Database) -> None:
         arts.mark_artifact_failed(s, art_id, "parity check failed: max |diff| 0.3")
     r = api.get(url)
     assert r.status_code == 500 and r.json()["code"] == "export_failed"
-    assert "parity check failed" in r.json()["detail"]
+    assert "parity check failed" in r.json()["detail"] and "retry=true" in r.json()["detail"]
+    again = api.get(url, params={"retry": "true"})
+    assert again.status_code == 202, again.text
+    assert again.json()["artifact_id"] == art_id
+    with db.transaction() as s:
+        assert [a.id for a in arts.pending_exports(s)] == [art_id]
     _finish(db, jid, JobStatus.failed)
     r = api.get(f"/api/v1/candidates/{ids[2]}/subnet", params={"format": "torchscript"})
     assert r.status_code == 409 and "is failed" in r.json()["detail"]
