@@ -93,6 +93,14 @@ def train_trainable(config: dict[str, Any]) -> None:
     tune.report({"epoch_info": "", "done": True, "final": str(path)})
 
 
+def _ignore_epoch(info: dict[str, Any]) -> None:
+    return None
+
+
+def _never() -> bool:
+    return False
+
+
 class _Forwarder(tune.Callback):
     """Runs in the job's process (the Tune driver): forwards epoch reports and turns the job's
     cancel flag into the trial's stop file."""
@@ -103,6 +111,16 @@ class _Forwarder(tune.Callback):
         self.stop_file = stop_file
         self.cancelled = False
         self._last = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config into the experiment folder; the live hooks (closures
+        # over the job's store connection) stay in this process and are not part of it.
+        return {"stop_file": self.stop_file, "cancelled": self.cancelled, "_last": 0.0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.on_epoch = _ignore_epoch
+        self.should_stop = _never
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         now = time.monotonic()
