@@ -3,7 +3,11 @@
 On a trained digits supernet, each searcher (random, evolution, bayesian, linas) runs with
 several seeds; after every batch the hypervolume of the measured candidates so far (accuracy on
 the validation split after BN recalibration, max; MACs, min) is recorded against a reference
-point fixed for the whole benchmark (accuracy 0, MACs of the largest arch * 1.1). The target of
+point fixed for the whole benchmark (accuracy 0, MACs of the largest arch * 1.1). Because most
+subnets of a trained supernet are far above accuracy 0, that volume is dominated by area every
+searcher covers at once; a second, tight reference point (accuracy: 5th percentile of 100
+seeded random archs, measured before any run) shows the differences at the top of the front.
+The target of
 the published work: the best searcher at 100 real evaluations reaches the hypervolume random
 search reaches at 800.
 
@@ -72,12 +76,12 @@ def run_one(
     ev: SubnetEvaluator,
     budget: int,
     batch: int,
-    ref: list[float],
+    refs: dict[str, list[float]],
     options: dict[str, Any],
 ) -> dict[str, Any]:
     s = make_searcher(algo, space, OBJECTIVES, seed=seed, batch_size=batch, **options)
     vals: list[list[float]] = []
-    curve = []
+    curves: dict[str, list[list[float]]] = {k: [] for k in refs}
     t0 = time.perf_counter()
     while len(vals) < budget:
         archs = s.ask(min(batch, budget - len(vals)))
@@ -91,8 +95,43 @@ def run_one(
         vals += [[e["accuracy"], e["flops"]] for e in evs]
         pts = np.asarray(vals)
         front = pts[pareto_mask(pts, ["max", "min"])]
-        curve.append([len(vals), hypervolume(front, ["max", "min"], ref)])
-    return {"algorithm": algo, "seed": seed, "curve": curve, "seconds": time.perf_counter() - t0}
+        for k, ref in refs.items():
+            curves[k].append([len(vals), hypervolume(front, ["max", "min"], ref)])
+    return {
+        "algorithm": algo,
+        "seed": seed,
+        "curves": curves,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def summarise(
+    runs: list[dict[str, Any]], algos: list[str], ref_name: str, marks: list[int]
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    summary: dict[str, dict[str, float]] = {}
+    for algo in algos:
+        curves = [r["curves"][ref_name] for r in runs if r["algorithm"] == algo]
+        summary[algo] = {}
+        for m in marks:
+            vals = [dict((int(k), h) for k, h in c).get(m) for c in curves]
+            if all(v is not None for v in vals):
+                summary[algo][str(m)] = float(np.median([float(v) for v in vals if v is not None]))
+    rand = summary["random"]
+    best = max((a for a in algos if a != "random"), key=lambda a: summary[a].get("100", -1.0))
+    best100 = summary[best].get("100", float("nan"))
+    needed = next((m for m in marks if str(m) in rand and rand[str(m)] >= best100), None)
+    target = {
+        "best_searcher": best,
+        "best_at_100": best100,
+        "random_at_100": rand.get("100"),
+        "random_at_800": rand.get("800"),
+        "best_at_100_over_random_at_800": best100 / rand["800"] if "800" in rand else None,
+        "random_evaluations_to_match_best_at_100": needed,
+        "searchers_at_200_vs_random_at_800": {
+            a: summary[a].get("200") for a in algos if a != "random"
+        },
+    }
+    return summary, target
 
 
 def main() -> None:
@@ -112,6 +151,10 @@ def main() -> None:
     space, net, data, info = trained_supernet(args.checkpoint, args.run_dir)
     ev = SubnetEvaluator(net, data, seed=0, bn_images=args.bn_images)
     ref = reference_point(OBJECTIVES, space)
+    probe_rng = np.random.default_rng(1234)
+    probe = [space.sample(probe_rng) for _ in range(100)]
+    tight_acc = float(np.percentile([r["accuracy"] for r in ev.evaluate(probe)], 5))
+    refs = {"loose": ref, "tight": [tight_acc, ref[1]]}
     options: dict[str, dict[str, Any]] = {
         "random": {},
         "evolution": {"population": 50},
@@ -122,29 +165,17 @@ def main() -> None:
     for algo in ("random", "evolution", "bayesian", "linas"):
         budget = args.random_budget if algo == "random" else args.budget
         for seed in args.seeds:
-            r = run_one(algo, seed, space, ev, budget, args.batch, ref, options[algo])
-            print(algo, seed, f"{r['seconds']:.1f}s", "HV", r["curve"][-1])
+            r = run_one(algo, seed, space, ev, budget, args.batch, refs, options[algo])
+            print(algo, seed, f"{r['seconds']:.1f}s", "HV", r["curves"]["tight"][-1])
             runs.append(r)
     marks = [20, 40, 60, 100, 200, 400, 800]
-    summary: dict[str, dict[str, float]] = {}
-    for algo in options:
-        curves = [r["curve"] for r in runs if r["algorithm"] == algo]
-        summary[algo] = {}
-        for m in marks:
-            vals = [dict((int(k), h) for k, h in c).get(m) for c in curves]
-            if all(v is not None for v in vals):
-                summary[algo][str(m)] = float(np.median([float(v) for v in vals if v is not None]))
-    rand = summary["random"]
-    best_algo = max(
-        (a for a in options if a != "random"), key=lambda a: summary[a].get("100", -1.0)
-    )
-    best100 = summary[best_algo].get("100", float("nan"))
-    random_needed = next((m for m in marks if str(m) in rand and rand[str(m)] >= best100), None)
+    algos = list(options)
+    results = {name: summarise(runs, algos, name, marks) for name in refs}
     payload = {
         "setup": {
             **info,
             "objectives": [str(o) for o in OBJECTIVES],
-            "reference_point": ref,
+            "reference_points": refs,
             "batch": args.batch,
             "seeds": args.seeds,
             "random_budget": args.random_budget,
@@ -153,15 +184,8 @@ def main() -> None:
             "bn_images": args.bn_images,
             "space_size": space.size(),
         },
-        "median_hypervolume": summary,
-        "target": {
-            "best_searcher": best_algo,
-            "best_at_100": best100,
-            "random_at_100": rand.get("100"),
-            "random_at_800": rand.get("800"),
-            "best_at_100_over_random_at_800": best100 / rand["800"] if "800" in rand else None,
-            "random_evaluations_to_match_best_at_100": random_needed,
-        },
+        "median_hypervolume": {name: r[0] for name, r in results.items()},
+        "target": {name: r[1] for name, r in results.items()},
         "evaluator": ev.stats(),
         "runs": runs,
     }

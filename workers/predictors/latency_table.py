@@ -187,7 +187,7 @@ class LatencyRegressor(RidgePredictor):
 
 
 def calibration_report(
-    predicted_ms: Sequence[float], measured_ms: Sequence[float]
+    predicted_ms: Sequence[float] | np.ndarray, measured_ms: Sequence[float] | np.ndarray
 ) -> dict[str, float]:
     """Share of archs within +-10% of measured, Kendall tau, MAPE (and MAE, Spearman)."""
     return quality_report(measured_ms, predicted_ms)

@@ -1,0 +1,111 @@
+"""Accuracy predictors: Kendall tau on held-out archs against the number of training archs.
+
+A pool of distinct archs of a trained digits supernet is scored for real (BN recalibrated,
+validation split). 200 archs are held out; each predictor is fitted on the first 50 / 100 / 200
+/ 400 of the rest (reshuffled per repeat) and scored on the held-out archs. Target: tau >= 0.8
+with 200 training archs.
+
+    python -m benchmarks.accuracy_predictor                          # MLP supernet (trained once)
+    python -m benchmarks.accuracy_predictor --checkpoint runs/x/final.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks._common_training import write_result
+from benchmarks.search_efficiency import trained_supernet
+from workers.evaluation import SubnetEvaluator
+from workers.predictors import make_predictor, quality_report, select_accuracy_predictor
+
+KINDS: dict[str, dict[str, Any]] = {
+    "ridge": {},
+    "gp": {},
+    "mlp": {"members": 5, "hidden": (128, 128), "epochs": 300},
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--checkpoint", type=Path, default=None)
+    p.add_argument(
+        "--run-dir", type=Path, default=Path(tempfile.gettempdir()) / "nas-bench" / "supernet"
+    )
+    p.add_argument("--held-out", type=int, default=200)
+    p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--bn-images", type=int, default=500)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    space, net, data, info = trained_supernet(args.checkpoint, args.run_dir)
+    ev = SubnetEvaluator(net, data, seed=0, bn_images=args.bn_images)
+    rng = np.random.default_rng(0)
+    need = args.held_out + max(args.sizes)
+    pool: dict[tuple[int, ...], dict[str, int]] = {}
+    tries = 0
+    while len(pool) < need and tries < 100 * need:
+        a = space.sample(rng)
+        pool.setdefault(space.encode(a), a)
+        tries += 1
+    archs = list(pool.values())
+    t0 = time.perf_counter()
+    acc = np.asarray([r["accuracy"] for r in ev.evaluate(archs)])
+    eval_seconds = time.perf_counter() - t0
+    held, y_held = archs[: args.held_out], acc[: args.held_out]
+    rest, y_rest = archs[args.held_out :], acc[args.held_out :]
+    rows = []
+    for rep in range(args.repeats):
+        order = np.random.default_rng(100 + rep).permutation(len(rest))
+        for n in args.sizes:
+            idx = order[:n]
+            xs, ys = [rest[int(i)] for i in idx], y_rest[idx]
+            for kind, opts in KINDS.items():
+                t0 = time.perf_counter()
+                model = make_predictor(kind, space, seed=rep, **opts).fit(xs, ys)
+                q = quality_report(y_held, np.asarray(model.predict(held)))
+                rows.append({"predictor": kind, "n_train": n, "repeat": rep, **q,
+                             "fit_seconds": time.perf_counter() - t0})  # fmt: skip
+            chosen, _ = select_accuracy_predictor(space, xs, ys, seed=rep, options=KINDS)
+            q = quality_report(y_held, np.asarray(chosen.predict(held)))
+            rows.append({"predictor": "selected", "chosen": chosen.kind, "n_train": n,
+                         "repeat": rep, **q})  # fmt: skip
+            print(rep, n, [(r["predictor"], round(r["kendall_tau"], 3)) for r in rows[-4:]])
+    median: dict[str, dict[str, float]] = {}
+    for kind in [*KINDS, "selected"]:
+        median[kind] = {}
+        for n in args.sizes:
+            taus = [r["kendall_tau"] for r in rows if r["predictor"] == kind and r["n_train"] == n]
+            median[kind][str(n)] = float(np.median(taus))
+    payload = {
+        "setup": {
+            **info,
+            "held_out": args.held_out,
+            "sizes": args.sizes,
+            "repeats": args.repeats,
+            "pool": len(archs),
+            "bn_images": args.bn_images,
+            "eval_seconds": eval_seconds,
+            "accuracy_range": [float(acc.min()), float(acc.max())],
+            "accuracy_std": float(acc.std()),
+            "val_size": data.sizes()["val"],
+            "predictor_options": KINDS,
+        },
+        "median_kendall_tau": median,
+        "target": {"n_train": 200, "kendall_tau": 0.8},
+        "rows": rows,
+    }
+    out = write_result("accuracy_predictor", payload)
+    for kind, v in median.items():
+        print(kind, v)
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
