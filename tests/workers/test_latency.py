@@ -124,3 +124,13 @@ def test_calibration_report_numbers() -> None:
     assert rep["within_10pct"] == pytest.approx(0.75)
     assert rep["kendall_tau"] == pytest.approx(1.0)
     assert rep["mape"] == pytest.approx(100 * (0 + 0.05 + 0.5 / 3 + 0) / 4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_measurement_is_synchronised() -> None:
+    # A large matmul chain: without synchronisation the host would time only the launch.
+    net = nn.Sequential(*[nn.Linear(4096, 4096) for _ in range(8)])
+    s = measure_latency(net, (4096,), batch_size=256, warmup=3, repeats=10, device="cuda")
+    assert s.mean_ms > 0.05 and s.p50_ms <= s.p90_ms
+    assert get_device("cuda").torch_device == "cuda"
