@@ -127,11 +127,24 @@ def _input_preparer(space: SearchSpace, arch: Arch) -> Any:
     return probe.prepare_input
 
 
-def spread_archs(space: SearchSpace, n: int, seed: int, pool: int = 2000) -> list[Arch]:
-    """``n`` distinct archs at evenly spaced FLOPs quantiles (min and max included)."""
+def spread_archs(
+    space: SearchSpace, n: int, seed: int, pool: int = 2000, mode: str = "quantile"
+) -> list[Arch]:
+    """``n`` distinct archs spanning the FLOPs range, min and max included.
+
+    ``quantile``: evenly spaced quantiles of seeded random archs (dense where random archs
+    are dense, i.e. mid-size). ``flops``: the archs nearest to evenly spaced FLOPs targets
+    (equal weight to every part of the range)."""
     rng = np.random.default_rng(seed)
     cands = [space.min_arch(), space.max_arch()] + [space.sample(rng) for _ in range(pool)]
     uniq = {space.encode(a): a for a in cands}
     archs = sorted(uniq.values(), key=space.flops)
-    idx = np.unique(np.round(np.linspace(0, len(archs) - 1, n)).astype(int))
-    return [archs[i] for i in idx]
+    if mode == "quantile":
+        idx = np.unique(np.round(np.linspace(0, len(archs) - 1, n)).astype(int))
+        return [archs[i] for i in idx]
+    flops = np.array([space.flops(a) for a in archs], dtype=float)
+    taken: set[int] = set()
+    for target in np.linspace(flops[0], flops[-1], n):
+        order = np.argsort(np.abs(flops - target))
+        taken.add(int(next(i for i in order if int(i) not in taken)))
+    return [archs[i] for i in sorted(taken)]

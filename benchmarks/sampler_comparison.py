@@ -37,6 +37,8 @@ from workers.training import (
     train_supernet,
 )
 
+# Two fixed arch sets: quantiles of random archs (mid-heavy) and evenly spaced FLOPs.
+ARCH_SETS = ("quantile", "flops")
 VARIANTS: dict[str, dict[str, Any]] = {
     "uniform": {"name": "uniform"},
     "ca-uniform-bins": {"name": "complexity-aware", "policy": "uniform"},
@@ -77,7 +79,7 @@ def main() -> None:
     t_start = time.perf_counter()
     base = schedule(args.epochs_scale)
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in VARIANTS}
-    archs: list[dict[str, int]] = []
+    macs: dict[str, np.ndarray] = {}
     ref: list[float] = []
     for seed in args.seeds:
         data = load_dataset("digits", seed=seed)
@@ -88,10 +90,9 @@ def main() -> None:
             widths=[16, 32, 64, 128, 256],
             depths=[1, 2, 3, 4],
         )
-        archs = spread_archs(space, args.archs, seed=1234)
-        macs = np.array([space.flops(a) for a in archs], dtype=float)
-        q = len(archs) // 4
-        ref = [0.0, 1.1 * float(macs.max())]
+        sets = {m: spread_archs(space, args.archs, seed=1234, mode=m) for m in ARCH_SETS}
+        macs = {m: np.array([space.flops(a) for a in sets[m]], dtype=float) for m in ARCH_SETS}
+        ref = [0.0, 1.1 * float(macs["quantile"].max())]
         bn_x = bn_subset(data, base.bn_images, seed)
         for name, sampler in VARIANTS.items():
             cfg = base.model_copy(update={"sampler": SamplerConfig(pool_size=1000, **sampler)})
@@ -100,45 +101,57 @@ def main() -> None:
                 res = train_supernet(space, data, cfg, run_dir=Path(tmp), seed=seed)
                 secs = time.perf_counter() - t0
                 _, net = load_checkpoint(res.final_path)
-            accs = np.array([extracted_test_accuracy(net, a, data, bn_x) for a in archs])
             hist = [
                 h["flops_histogram"]["counts"] for h in res.history if h["phase"] == "elastic-width"
             ]
-            row = {
+            row: dict[str, Any] = {
                 "seed": seed,
-                "smallest_quartile_acc": float(accs[:q].mean()),
-                "largest_quartile_acc": float(accs[-q:].mean()),
-                "mean_acc": float(accs.mean()),
-                "hypervolume": hypervolume(np.stack([accs, macs], 1), ["max", "min"], ref)
-                / (ref[1]),  # normalised by the MACs extent: a value in [0, 1]
-                "accuracies": accs.tolist(),
                 "train_seconds": secs,
                 "sampled_flops_histogram_last_phase": np.sum(hist, axis=0).tolist(),
             }
+            for m in ARCH_SETS:
+                accs = np.array([extracted_test_accuracy(net, a, data, bn_x) for a in sets[m]])
+                q = len(accs) // 4
+                row[m] = {
+                    "smallest_quartile_acc": float(accs[:q].mean()),
+                    "largest_quartile_acc": float(accs[-q:].mean()),
+                    "mean_acc": float(accs.mean()),
+                    # normalised by the reference MACs: a value in [0, 1]
+                    "hypervolume": hypervolume(np.stack([accs, macs[m]], 1), ["max", "min"], ref)
+                    / ref[1],
+                    "accuracies": accs.tolist(),
+                }
             results[name].append(row)
-            print(
-                f"seed {seed} {name:28s} small-q {row['smallest_quartile_acc']:.4f} "
-                f"large-q {row['largest_quartile_acc']:.4f} hv {row['hypervolume']:.4f} "
-                f"({secs:.0f}s)",
-                flush=True,
-            )
-    summary = {}
-    for name, rows in results.items():
-        summary[name] = {
-            k: {
-                "mean": float(np.mean([r[k] for r in rows])),
-                "std": float(np.std([r[k] for r in rows])),
+            for m in ARCH_SETS:
+                r = row[m]
+                print(
+                    f"seed {seed} {name:26s} {m:8s} small-q {r['smallest_quartile_acc']:.4f} "
+                    f"large-q {r['largest_quartile_acc']:.4f} hv {r['hypervolume']:.4f} "
+                    f"({secs:.0f}s)",
+                    flush=True,
+                )
+    keys = ("smallest_quartile_acc", "largest_quartile_acc", "mean_acc", "hypervolume")
+    summary: dict[str, Any] = {m: {} for m in ARCH_SETS}
+    for m in ARCH_SETS:
+        for name, rows in results.items():
+            summary[m][name] = {
+                k: {
+                    "mean": float(np.mean([r[m][k] for r in rows])),
+                    "std": float(np.std([r[m][k] for r in rows])),
+                }
+                for k in keys
             }
-            for k in ("smallest_quartile_acc", "largest_quartile_acc", "mean_acc", "hypervolume")
-        }
-    best_hv = max(summary, key=lambda n: summary[n]["hypervolume"]["mean"])
+    best_hv = {}
+    for m in ARCH_SETS:
+        hv = {n: v["hypervolume"]["mean"] for n, v in summary[m].items()}
+        best_hv[m] = max(hv, key=lambda n: hv[n])
     out = write_result(
         "sampler_comparison",
         {
             "space": "mlp widths [16,32,64,128,256] depths [1,2,3,4]",
             "dataset": "digits",
             "seeds": args.seeds,
-            "archs": [{"macs": int(m)} for m in macs.tolist()],
+            "arch_macs": {m: [int(v) for v in macs[m].tolist()] for m in ARCH_SETS},
             "reference_point": {"accuracy": ref[0], "macs": ref[1]},
             "config": base.model_dump(),
             "runs": results,
@@ -150,8 +163,9 @@ def main() -> None:
             "reference MACs.",
         },
     )
-    for name, s in summary.items():
-        print(name, {k: round(v["mean"], 4) for k, v in s.items()})
+    for m in ARCH_SETS:
+        for name, s in summary[m].items():
+            print(m, name, {k: round(v["mean"], 4) for k, v in s.items()})
     print(f"best by hypervolume: {best_hv}; wrote {out}")
 
 
