@@ -57,10 +57,19 @@ class MLPSupernet(Supernet):
         self._widths = self.space.layer_widths(arch)
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1)
+        return self._flat(x)
+
+    def _flat(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        if x.shape[1] != self.space.in_features:
+            raise ValueError(
+                f"mlp supernet expects {self.space.in_features} input features per sample "
+                f"(option in_features), got {x.shape[1]}"
+            )
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
+        x = self._flat(x)
         for lin, bn, w in zip(self.linears, self.bns, self._widths, strict=False):
             x = F.relu(bn(lin(x, w)))
         x = F.dropout(x, self.space.dropout, self.training)
