@@ -141,5 +141,5 @@ def test_mlp_supernet_flattens_images() -> None:
     x = torch.randn(5, 3, 2, 2)
     assert net.prepare_input(x).shape == (5, 12)
     assert net(x).shape == (5, 3)
-    with pytest.raises(ValueError, match="expects 12 input features.*got 8"):
+    with pytest.raises(ValueError, match=r"expects 12 input features.*got 8"):
         net(torch.randn(5, 8))
