@@ -59,6 +59,11 @@ def main() -> None:
     acc = np.asarray([r["accuracy"] for r in ev.evaluate(archs)])
     eval_seconds = time.perf_counter() - t0
     held, y_held = archs[: args.held_out], acc[: args.held_out]
+    # Noise ceiling: the same held-out archs scored with another BN-recalibration subset. No
+    # predictor can rank them much better than two measurements agree with each other.
+    other = SubnetEvaluator(net, data, seed=1, bn_images=args.bn_images)
+    y_other = np.asarray([r["accuracy"] for r in other.evaluate(held)])
+    ceiling = quality_report(y_held, y_other)
     rest, y_rest = archs[args.held_out :], acc[args.held_out :]
     rows = []
     for rep in range(args.repeats):
@@ -98,12 +103,14 @@ def main() -> None:
             "predictor_options": KINDS,
         },
         "median_kendall_tau": median,
+        "noise_ceiling": ceiling,
         "target": {"n_train": 200, "kendall_tau": 0.8},
         "rows": rows,
     }
     out = write_result("accuracy_predictor", payload)
     for kind, v in median.items():
         print(kind, v)
+    print("noise ceiling (tau between two BN subsets)", round(ceiling["kendall_tau"], 3))
     print("wrote", out)
 
 

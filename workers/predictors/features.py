@@ -1,7 +1,9 @@
 """Feature encodings of archs for the predictors.
 
-``onehot`` is ``space.features`` plus the log of the arch's MACs and parameters, rescaled by those
-of the largest arch, which lets a linear model see overall size. ``joint`` adds, for every group
+``onehot`` is ``space.features``, the ordinal position of each active choice (in [0, 1]; 0 when
+inactive, so monotone trends such as "wider is better" need one weight, not one per choice), and
+the log of the arch's MACs and parameters rescaled by those of the largest arch, which lets a
+linear model see overall size. ``joint`` adds, for every group
 of dimensions sharing a prefix (e.g. ``s2.b3.kernel`` and ``s2.b3.expand``), a one-hot of the
 group's combined choice, so additive models can price each block configuration separately.
 ``latency`` crosses those joint one-hots with the resolution (cost scales with the input size)
@@ -50,7 +52,7 @@ class Featurizer:
         return np.stack(rows)
 
     def dim(self) -> int:
-        n = self.space.num_features() + 2
+        n = self.space.num_features() + len(self.space.dims) + 2
         if self.encoding == "joint":
             n += sum(self._group_sizes)
         elif self.encoding == "latency":
@@ -59,8 +61,16 @@ class Featurizer:
 
     def _one(self, arch: Mapping[str, int]) -> np.ndarray:
         a = self.space.canonical(arch)
+        active = self.space.active_dims(a)
+        ordinal = np.asarray(
+            [
+                (d.choices.index(a[d.name]) + 1) / len(d.choices) if d.name in active else 0.0
+                for d in self.space.dims
+            ]
+        )
         parts = [
             self.space.features(a).astype(np.float64),
+            ordinal,
             np.asarray(
                 [
                     math.log(max(2, self.space.flops(a))) / self._log_flops,
@@ -69,7 +79,6 @@ class Featurizer:
             ),
         ]
         if self.encoding in ("joint", "latency"):
-            active = self.space.active_dims(a)
             r = 0
             if self.encoding == "latency":
                 parts.append(

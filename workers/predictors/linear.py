@@ -1,4 +1,4 @@
-"""Kernel-free baselines: ridge regression and a Gaussian process (RBF kernel).
+"""Baselines: ridge regression and a Gaussian process (RBF kernel).
 
 Both are fitted with scikit-learn and stored as plain arrays; prediction is re-implemented
 here in numpy from those arrays, so a loaded file needs nothing but numpy.
@@ -6,11 +6,13 @@ here in numpy from those arrays, so a loaded file needs nothing but numpy.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.linear_model import RidgeCV
@@ -64,9 +66,12 @@ class GPPredictor(Predictor):
         kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(
             np.sqrt(x.shape[1]), (1e-1, 1e3)
         ) + WhiteKernel(1e-1, (1e-5, 1.0))
-        gp = GaussianProcessRegressor(
-            kernel, normalize_y=False, n_restarts_optimizer=1, random_state=self.seed
-        ).fit(x, y)
+        with warnings.catch_warnings():
+            # Hyperparameters at a bound (e.g. almost no noise) are a fine outcome here.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gp = GaussianProcessRegressor(
+                kernel, normalize_y=False, n_restarts_optimizer=1, random_state=self.seed
+            ).fit(x, y)
         k = gp.kernel_
         self.hyper = np.asarray(
             [k.k1.k1.constant_value, k.k1.k2.length_scale, k.k2.noise_level], dtype=float
