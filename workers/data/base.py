@@ -115,6 +115,7 @@ def make_splits(
         if not 0.0 <= f < 0.9:
             raise DatasetError(f"{name}: {label}={f} must be in [0, 0.9)")
     rng = np.random.default_rng(seed)
+    test_idx = np.zeros(0, dtype=np.int64)
     if test is None:
         test_idx, val_idx, train_idx = stratified_split(y, (test_fraction, val_fraction), rng)
         x_test, y_test = x[test_idx], y[test_idx]
@@ -140,6 +141,13 @@ def make_splits(
         val_fraction=val_fraction,
         test_fraction=test_fraction if test is None else None,
         provided_test=test is not None,
+        # Row indices into the loaded arrays (test: into the provided test arrays if given),
+        # so that disjointness is checkable and a split can be traced back to the file.
+        indices={
+            "train": train_idx.tolist(),
+            "val": val_idx.tolist(),
+            "test": test_idx.tolist() if test is None else list(range(len(y_test))),
+        },
     )
     return DatasetSplits(
         name=name,
