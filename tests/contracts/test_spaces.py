@@ -139,6 +139,19 @@ def test_extract_equals_supernet_for_min_max_and_random_archs(key: str) -> None:
         assert float((want - got).abs().max()) <= 1e-5, space.short(arch)
 
 
+@pytest.mark.parametrize("key", ["mbv3-tiny", "mlp"])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_extract_equals_supernet_for_any_arch(key: str, seed: int) -> None:
+    space = make_space(key)
+    net = trained_like(key)
+    arch = space.sample(np.random.default_rng(seed))
+    net.set_active(arch)
+    x = net.prepare_input(batch(space, arch, seed=seed % 1000))
+    with torch.no_grad():
+        diff = (net(x) - net.extract(arch).eval()(x)).abs().max()
+    assert float(diff) <= 1e-5, space.short(arch)
+
+
 @pytest.mark.parametrize("key", IDS)
 def test_reordering_keeps_the_largest_network(key: str) -> None:
     space = make_space(key)
