@@ -127,7 +127,7 @@ def default_config(
         full_epochs, lr, n_random = base, 0.1, 2
     else:
         base = 1
-        full_epochs, lr, n_random = 3 if n_train <= 2000 else 1, 0.05, 1
+        full_epochs, lr, n_random = 3 if n_train <= 2000 else 1, 0.1, 1
     phases = [PhaseConfig(name="full", epochs=full_epochs, lr=lr, random_subnets=0, sandwich=False)]
     kinds = space_kinds(space)
     unlocked: dict[str, list[int]] = {}
