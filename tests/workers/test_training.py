@@ -149,6 +149,8 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path: Path, space
     early = list_checkpoints(tmp_path / "a")[2]
     again = train_supernet(space, data, cfg, run_dir=tmp_path / "c", seed=3, resume=early)
     assert _max_diff(_weights(full.final_path), _weights(again.final_path)) <= 1e-6
+    with pytest.raises(ValueError, match="not an epoch checkpoint"):
+        train_supernet(space, data, cfg, run_dir=tmp_path / "e", seed=3, resume=full.final_path)
     # A different seed is a different run.
     other = train_supernet(space, data, cfg, run_dir=tmp_path / "d", seed=4)
     assert _max_diff(_weights(full.final_path), _weights(other.final_path)) > 1e-3

@@ -139,6 +139,11 @@ class _Run:
 
     def load(self, path: Path) -> None:
         blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != "train/v1":
+            raise ValueError(
+                f"{path}: not an epoch checkpoint of a training run (final.pt holds weights "
+                "only and cannot be resumed; pass a file from run_dir/checkpoints)"
+            )
         if blob.get("config") != self.config.model_dump_json() or blob.get("seed") != self.seed:
             raise ValueError(
                 f"{path}: checkpoint belongs to a run with a different config or seed; "
