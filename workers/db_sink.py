@@ -81,6 +81,8 @@ class DbSink:
         self._stage: str | None = None
         with db.transaction() as s:
             self._seq = results.last_metric_seq(s, job_id) + 1
+            logged = results.list_train_metrics(s, job_id, limit=1_000_000)
+            self._epochs = {(m.phase, m.epoch) for m in logged}
             stored = results.candidates_for_replay(s, job_id)
         self._front: dict[str, set[int]] = {}
         for c in stored:
@@ -105,6 +107,10 @@ class DbSink:
     def add_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
         out = []
         for r in rows:
+            key = (str(r.get("phase", "")), int(r.get("epoch", 0)))
+            if key in self._epochs:
+                continue
+            self._epochs.add(key)
             out.append(
                 results.MetricRow(
                     seq=self._seq,
@@ -115,8 +121,9 @@ class DbSink:
                 )
             )
             self._seq += 1
-        with self.db.transaction() as s:
-            results.add_train_metrics(s, self.job_id, out)
+        if out:
+            with self.db.transaction() as s:
+                results.add_train_metrics(s, self.job_id, out)
 
     def add_candidates(self, rows: Sequence[CandidateRecord]) -> list[CandidateRecord]:
         if not rows:

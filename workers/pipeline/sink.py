@@ -46,7 +46,11 @@ class ArtifactRecord:
 class JobSink(Protocol):
     def report_stage(self, stage: str, progress: Mapping[str, Any]) -> None: ...
 
-    def add_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    def add_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append training log rows; a (phase, epoch) already logged is skipped."""
+        ...
+
+    def add_event(self, kind: str, message: str, data: Mapping[str, Any]) -> None: ...
 
     def add_candidates(self, rows: Sequence[CandidateRecord]) -> list[CandidateRecord]:
         """Insert or update by (device, genotype); returns the rows with their ids."""
@@ -74,6 +78,7 @@ class MemorySink:
     cancel: threading.Event = field(default_factory=threading.Event)
     stages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     candidates: dict[tuple[str, str], CandidateRecord] = field(default_factory=dict)
     pareto: dict[str, list[str]] = field(default_factory=dict)
     hypervolumes: dict[str, list[float | None]] = field(default_factory=dict)
@@ -92,7 +97,12 @@ class MemorySink:
 
     def add_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
         with self._lock:
-            self.metrics.extend(dict(r) for r in rows)
+            seen = {(m["phase"], m["epoch"]) for m in self.metrics}
+            self.metrics.extend(dict(r) for r in rows if (r["phase"], r["epoch"]) not in seen)
+
+    def add_event(self, kind: str, message: str, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.events.append((kind, message, dict(data)))
 
     def add_candidates(self, rows: Sequence[CandidateRecord]) -> list[CandidateRecord]:
         out = []

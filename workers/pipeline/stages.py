@@ -126,6 +126,16 @@ def training_stage(ctx: Context) -> str:
     )
 
     def on_epoch(info: dict[str, Any]) -> None:
+        if "resumed_from" in info:
+            ctx.sink.add_event(
+                "training_resumed",
+                f"training resumed from checkpoint {info['resumed_from']}",
+                {
+                    "checkpoint": info["resumed_from"],
+                    "phase": info.get("phase"),
+                    "epoch": info.get("epoch"),
+                },
+            )
         row = tools.metric_row(info)
         ctx.sink.add_metrics([row])
         ctx.sink.report_stage("training", tools.training_progress(info))

@@ -142,17 +142,33 @@ def train(
     cfg = train_config(space, splits, training)
     run_dir.mkdir(parents=True, exist_ok=True)
     existing = list_checkpoints(run_dir)
-    resumed_from = existing[-1].name if existing else None
+    callback = _Callback(on_epoch, should_stop, existing[-1].name if existing else None)
+    if existing:
+        # Report the epoch the resume starts from again: a crash between its checkpoint and
+        # its report would otherwise leave a gap in the curves (sinks drop repeated epochs).
+        last = _last_epoch_info(existing[-1])
+        if last is not None:
+            callback.on_epoch(last)
     train_supernet(
         space,
         splits,
         cfg,
         run_dir=run_dir,
-        callbacks=[_Callback(on_epoch, should_stop, resumed_from)],
+        callbacks=[callback],
         seed=seed,
         resume=True,
     )
     return run_dir / "final.pt"
+
+
+def _last_epoch_info(checkpoint: Path) -> dict[str, Any] | None:
+    import json
+
+    import torch
+
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    history = json.loads(blob.get("history", "[]")) if isinstance(blob, dict) else []
+    return dict(history[-1]) if history else None
 
 
 def metric_row(info: Mapping[str, Any]) -> dict[str, Any]:
