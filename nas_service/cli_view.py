@@ -48,7 +48,11 @@ def stage_fraction(progress: Any) -> float | None:
 def _detail(progress: Any) -> str:
     if not isinstance(progress, dict):
         return ""
-    parts = [f"{k}={v}" for k, v in progress.items() if isinstance(v, int | float | str)]
+    parts = [
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in progress.items()
+        if k != "stage" and isinstance(v, int | float | str)
+    ]
     return " ".join(parts)[:60]
 
 

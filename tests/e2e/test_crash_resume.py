@@ -144,7 +144,7 @@ def test_dispatcher_killed_during_training_resumes_from_its_last_checkpoint(
     services: Services,
 ) -> None:
     t_start = time.monotonic()
-    training = {"preset": "small", "epochs_scale": 1.0, "batch_size": 32}
+    training = {"preset": "tiny", "epochs_scale": 2.0, "batch_size": 64}
     jid = submit(db, new_key(db, "crash-1")[0], make_spec(training=training))
     first = services.dispatcher()
     wait_for(lambda: len(_metrics(db, jid)) >= 3, 240, "three training epochs")
@@ -188,7 +188,7 @@ def test_api_and_dispatcher_killed_during_search_resume_without_losing_candidate
     port = free_port()
     api = services.api(port)
     dispatcher = services.dispatcher()
-    budget = 30
+    budget = 18
     body = {
         **TINY_SPEC,
         "search": {**TINY_SPEC["search"], "budget": budget, "population": 3},

@@ -37,6 +37,14 @@ function extent(values, extra = []) {
   return [lo - pad, hi + pad];
 }
 
+// A tick label with as many decimals as the tick step needs (so close ticks stay distinct).
+function tickLabel(t, step) {
+  const a = Math.abs(t);
+  if (a !== 0 && (a >= 1e7 || a < 1e-4)) return t.toExponential(Math.max(1, Math.min(6, Math.ceil(Math.log10(a / step)))));
+  const decimals = Math.max(0, Math.min(8, -Math.floor(Math.log10(step))));
+  return t.toFixed(decimals);
+}
+
 function ticks(lo, hi, count = 5) {
   const span = hi - lo;
   const raw = span / count;
@@ -53,15 +61,17 @@ function frame(svg, width, height, xs, ys, xLabel, yLabel) {
   const sx = (v) => MARGIN.left + ((v - xs[0]) / (xs[1] - xs[0])) * w;
   const sy = (v) => MARGIN.top + h - ((v - ys[0]) / (ys[1] - ys[0])) * h;
   const axes = el("g", { class: "axes" }, svg);
-  for (const t of ticks(xs[0], xs[1])) {
+  const xt = ticks(xs[0], xs[1]);
+  for (const t of xt) {
     el("line", { x1: sx(t), x2: sx(t), y1: MARGIN.top, y2: MARGIN.top + h, class: "grid" }, axes);
     el("text", { x: sx(t), y: MARGIN.top + h + 16, "text-anchor": "middle", class: "tick" }, axes)
-      .textContent = fmt(t, 3);
+      .textContent = tickLabel(t, xt.length > 1 ? xt[1] - xt[0] : 1);
   }
-  for (const t of ticks(ys[0], ys[1])) {
+  const yt = ticks(ys[0], ys[1]);
+  for (const t of yt) {
     el("line", { x1: MARGIN.left, x2: MARGIN.left + w, y1: sy(t), y2: sy(t), class: "grid" }, axes);
     el("text", { x: MARGIN.left - 6, y: sy(t) + 4, "text-anchor": "end", class: "tick" }, axes)
-      .textContent = fmt(t, 3);
+      .textContent = tickLabel(t, yt.length > 1 ? yt[1] - yt[0] : 1);
   }
   el("rect", { x: MARGIN.left, y: MARGIN.top, width: w, height: h, class: "plot-border" }, axes);
   el("text", { x: MARGIN.left + w / 2, y: height - 6, "text-anchor": "middle", class: "axis-label" }, axes)

@@ -36,23 +36,45 @@ export function flatMetrics(m, prefix = "", out = {}) {
   return out;
 }
 
-function metricKeys(rows) {
-  const keys = new Set();
-  for (const r of rows) for (const k of Object.keys(r.flat)) keys.add(k);
-  return [...keys].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+// Bookkeeping counters the trainer reports alongside the metrics: not curves.
+const NOT_CURVES = new Set(["phase_index", "epochs", "epoch", "step", "global_step", "rollbacks"]);
+
+// "losses.largest" -> group "losses", series "largest";
+// "accuracy.smallest.accuracy" -> group "accuracy.accuracy", series "smallest".
+export function metricGroup(key) {
+  const parts = key.split(".");
+  if (parts.length >= 3) return [`${parts[0]}.${parts[parts.length - 1]}`, parts.slice(1, -1).join(".")];
+  if (parts.length === 2) return [parts[0], parts[1]];
+  return [key, key];
 }
 
-function rank(key) {
-  if (/loss/.test(key)) return 0;
-  if (/acc/.test(key)) return 1;
-  return 2;
+function groupsOf(rows) {
+  const groups = new Map();
+  for (const r of rows) {
+    for (const k of Object.keys(r.flat)) {
+      if (NOT_CURVES.has(k)) continue;
+      const [g] = metricGroup(k);
+      if (!groups.has(g)) groups.set(g, new Set());
+      groups.get(g).add(k);
+    }
+  }
+  return [...groups.keys()].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).map((g) => [g, [...groups.get(g)].sort()]);
+}
+
+function rank(group) {
+  if (group === "losses") return 0;
+  if (/loss/.test(group)) return 2;
+  if (/acc/.test(group)) return 1;
+  return 3;
 }
 
 function stageText(job) {
   const p = job.progress && typeof job.progress === "object" ? job.progress : {};
   const parts = [];
   for (const [k, v] of Object.entries(p)) {
-    if (isNum(v) || typeof v === "string") parts.push(`${k} ${v}`);
+    if (k === "stage") continue;
+    if (isNum(v)) parts.push(`${k} ${Number.isInteger(v) ? v : v.toPrecision(4)}`);
+    else if (typeof v === "string") parts.push(`${k} ${v}`);
   }
   return parts.join(" · ");
 }
@@ -126,20 +148,20 @@ export function renderJob(view, jobId) {
   }
 
   function drawCurves() {
-    const keys = metricKeys(metrics);
+    const groups = groupsOf(metrics);
     const current = metricSel.value;
-    if (keys.join() !== [...metricSel.options].map((o) => o.value).join()) {
-      metricSel.replaceChildren(...keys.map((k) => h("option", { value: k }, k)));
-      if (keys.includes(current)) metricSel.value = current;
+    const names = groups.map(([g]) => g);
+    if (names.join() !== [...metricSel.options].map((o) => o.value).join()) {
+      metricSel.replaceChildren(...names.map((g) => h("option", { value: g }, g)));
+      if (names.includes(current)) metricSel.value = current;
     }
-    const key = metricSel.value;
-    const phases = [...new Set(metrics.map((r) => r.phase || ""))];
-    const series = phases.map((ph) => ({
-      name: ph || key,
-      points: metrics.filter((r) => (r.phase || "") === ph)
-        .map((r, i) => ({ x: isNum(r.seq) ? r.seq : i, y: r.flat[key] ?? null })),
+    const keys = (groups.find(([g]) => g === metricSel.value) || [null, []])[1];
+    const series = keys.map((k) => ({
+      name: metricGroup(k)[1],
+      points: metrics.map((r, i) => ({ x: (isNum(r.seq) ? r.seq : i) + 1, y: r.flat[k] ?? null })),
     }));
-    lines(curves, key ? series : [], { xLabel: "record", yLabel: key || "", emptyText: "No training metrics yet." });
+    lines(curves, series, { xLabel: "epoch (all phases)", yLabel: metricSel.value || "",
+      emptyText: "No training metrics yet." });
     histogram(hist, flopsBins(metrics), { xLabel: "FLOPs (MACs)", emptyText: "No sampled FLOPs yet." });
   }
 
