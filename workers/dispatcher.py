@@ -93,6 +93,8 @@ class Dispatcher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._last_reap = 0.0
+        # Reap often enough that a lost job is back in the queue soon after it goes stale.
+        self._reap_every = min(self.config.reap_every_s, settings.stale_after_s / 2)
         self._hb_thread: threading.Thread | None = None
 
     # ----- lifecycle --------------------------------------------------------------------------
@@ -140,7 +142,7 @@ class Dispatcher:
     def tick(self) -> None:
         self._collect()
         now = time.monotonic()
-        if now - self._last_reap >= self.config.reap_every_s:
+        if now - self._last_reap >= self._reap_every:
             self._last_reap = now
             self.reap()
         if self._stop.is_set():

@@ -19,7 +19,7 @@ import ray
 from ray import tune
 
 from workers.pipeline import tools
-from workers.pipeline.engine import EpochFn, ExportResult, StopFn, TrainRequest
+from workers.pipeline.engine import EpochFn, ExportItem, ExportResult, StopFn, TrainRequest
 from workers.pipeline.job import DataRef, DeviceInfo
 
 STOP_FLAG = "STOP"
@@ -219,3 +219,12 @@ class RayEngine:
         ref = _export_task.remote(str(checkpoint), data, dict(arch), fmt, str(dest), seed)
         path, sha, size = ray.get(ref)
         return ExportResult(Path(path), sha, size)
+
+    def export_many(
+        self, checkpoint: Path, data: DataRef, items: Sequence[ExportItem], seed: int
+    ) -> list[ExportResult]:
+        refs = [
+            _export_task.remote(str(checkpoint), data, dict(i.arch), i.fmt, str(i.dest), seed)
+            for i in items
+        ]
+        return [ExportResult(Path(p), sha, size) for p, sha, size in ray.get(refs)]

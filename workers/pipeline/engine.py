@@ -35,6 +35,13 @@ class ExportResult:
     size_bytes: int
 
 
+@dataclass(frozen=True)
+class ExportItem:
+    arch: dict[str, int]
+    fmt: str
+    dest: Path
+
+
 class Engine(Protocol):
     def train(self, req: TrainRequest, on_epoch: EpochFn, should_stop: StopFn) -> Path:
         """Train (resuming from ``req.run_dir`` checkpoints); returns the final checkpoint."""
@@ -61,6 +68,12 @@ class Engine(Protocol):
         dest: Path,
         seed: int,
     ) -> ExportResult: ...
+
+    def export_many(
+        self, checkpoint: Path, data: DataRef, items: Sequence[ExportItem], seed: int
+    ) -> list[ExportResult]:
+        """Several exports (in parallel where the engine can), in the order given."""
+        ...
 
 
 class LocalEngine:
@@ -103,3 +116,8 @@ class LocalEngine:
     ) -> ExportResult:
         path, sha, size = tools.export(checkpoint, data, arch, fmt, dest, seed)
         return ExportResult(path, sha, size)
+
+    def export_many(
+        self, checkpoint: Path, data: DataRef, items: Sequence[ExportItem], seed: int
+    ) -> list[ExportResult]:
+        return [self.export(checkpoint, data, i.arch, i.fmt, i.dest, seed) for i in items]

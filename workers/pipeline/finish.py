@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from workers.pipeline.engine import ExportItem
 from workers.pipeline.front import front_of, is_feasible, job_objectives
 from workers.pipeline.search_stage import LatencyFn, job_reference
 from workers.pipeline.sink import ArtifactRecord, CandidateRecord
@@ -26,6 +27,7 @@ EXPORT_KINDS: dict[str, str] = {
     "onnx": "subnet_onnx",
 }
 EXPORT_SUFFIX: dict[str, str] = {"weights": "pt", "torchscript": "ts.pt", "onnx": "onnx"}
+EXPORT_WAVE = 6
 
 
 def measure_stage(
@@ -86,33 +88,44 @@ def export_name(genotype: str, fmt: str) -> str:
 
 
 def export_stage(ctx: Context, fronts: Mapping[str, list[CandidateRecord]]) -> int:
-    """Export every Pareto subnet in every format; returns how many artifacts were written."""
-    todo: dict[str, CandidateRecord] = {}
+    """Export every Pareto subnet in every format; returns how many artifacts were written.
+
+    Exports go out in small waves (in parallel on Ray), so a cancel is seen between waves and
+    progress is written as they land."""
+    front: dict[str, CandidateRecord] = {}
     for rows in fronts.values():
         for c in rows:
-            todo.setdefault(c.genotype, c)
-    written = 0
-    total = len(todo) * len(EXPORT_KINDS)
-    done = 0
-    for c in todo.values():
-        for fmt, kind in EXPORT_KINDS.items():
-            ctx.check_cancel()
-            if not ctx.sink.has_artifact(c.id, c.genotype, kind):
-                dest = ctx.inputs.export_dir / export_name(c.genotype, fmt)
-                res = ctx.engine.export(
-                    ctx.inputs.checkpoint(), ctx.inputs.data, c.arch, fmt, dest, ctx.inputs.seed
+            front.setdefault(c.genotype, c)
+    total = len(front) * len(EXPORT_KINDS)
+    todo = [
+        (c, fmt, kind)
+        for c in front.values()
+        for fmt, kind in EXPORT_KINDS.items()
+        if not ctx.sink.has_artifact(c.id, c.genotype, kind)
+    ]
+    done = total - len(todo)
+    ctx.sink.report_stage("exporting", {"done": done, "of": total})
+    for i in range(0, len(todo), EXPORT_WAVE):
+        ctx.check_cancel(every_s=0)
+        wave = todo[i : i + EXPORT_WAVE]
+        items = [
+            ExportItem(c.arch, fmt, ctx.inputs.export_dir / export_name(c.genotype, fmt))
+            for c, fmt, _ in wave
+        ]
+        results = ctx.engine.export_many(
+            ctx.inputs.checkpoint(), ctx.inputs.data, items, ctx.inputs.seed
+        )
+        for (c, _, kind), res in zip(wave, results, strict=True):
+            ctx.sink.add_artifact(
+                ArtifactRecord(
+                    candidate_id=c.id,
+                    genotype=c.genotype,
+                    kind=kind,
+                    uri=str(res.path),
+                    sha256=res.sha256,
+                    size_bytes=res.size_bytes,
                 )
-                ctx.sink.add_artifact(
-                    ArtifactRecord(
-                        candidate_id=c.id,
-                        genotype=c.genotype,
-                        kind=kind,
-                        uri=str(res.path),
-                        sha256=res.sha256,
-                        size_bytes=res.size_bytes,
-                    )
-                )
-                written += 1
-            done += 1
-            ctx.sink.report_stage("exporting", {"done": done, "of": total})
-    return written
+            )
+        done += len(wave)
+        ctx.sink.report_stage("exporting", {"done": done, "of": total})
+    return len(todo)
