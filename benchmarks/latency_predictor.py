@@ -1,9 +1,12 @@
 """Latency predictors against measured latency on this machine's CPU.
 
 Space: small-input MobileNetV3 (1 input channel, 10 classes, resolutions 24/28/32). Device
-profile ``cpu``: 1 thread, batch 1. Held-out archs are timed in interleaved rounds (every arch
-once per round, order reshuffled each round) so that slow phases of a shared machine spread over
-all archs instead of hitting a few; an arch's latency is the trimmed mean over all its rounds.
+profile ``cpu-thread`` by default: 1 thread, batch 1, timed with the thread's CPU clock, because
+on a shared machine wall-clock timings of the same network vary more between rounds than
+latency varies between archs (``--profile cpu`` for wall clock). Held-out archs are timed in
+interleaved rounds (every arch once per round, order reshuffled each round) so that slow phases
+of a shared machine spread over all archs instead of hitting a few; an arch's latency is the
+trimmed mean over all its rounds.
 
 Two predictors are scored on the held-out archs: the per-unit lookup table (sum of unit rows,
 scale and constant fitted on ``--calibration`` measured networks) and the whole-network
@@ -32,7 +35,7 @@ from workers.predictors.latency import measure_latency, trimmed
 
 
 def timed_interleaved(
-    space: Any, archs: list[dict[str, int]], rounds: int, repeats: int, seed: int
+    space: Any, archs: list[dict[str, int]], rounds: int, repeats: int, seed: int, clock: str
 ) -> tuple[np.ndarray, list[list[float]]]:
     raw: list[list[float]] = [[] for _ in archs]
     rng = np.random.default_rng(seed)
@@ -40,7 +43,9 @@ def timed_interleaved(
         for i in rng.permutation(len(archs)):
             a = archs[int(i)]
             net = build_static(space, a)
-            s = measure_latency(net, space.input_shape(a), warmup=2, repeats=repeats, threads=1)
+            s = measure_latency(
+                net, space.input_shape(a), warmup=2, repeats=repeats, threads=1, clock=clock
+            )
             raw[int(i)] += s.raw_ms
         print(f"round {r + 1}/{rounds} done", flush=True)
     return np.asarray([float(trimmed(v).mean()) for v in raw]), raw
@@ -55,13 +60,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=8)
     p.add_argument("--width-mult", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="cpu-thread", choices=["cpu", "cpu-thread"])
     p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "nas-lut")
     args = p.parse_args()
     torch.set_num_threads(1)
     space = get_space(
         "mbv3", num_classes=10, in_channels=1, small_input=True, width_mult=args.width_mult
     )
-    profile = get_device("cpu")
+    profile = get_device(args.profile)
     rng = np.random.default_rng(args.seed)
     seen: dict[tuple[int, ...], dict[str, int]] = {}
     total = args.held_out + args.train + args.calibration
@@ -77,7 +83,9 @@ def main() -> None:
     table = LatencyTable.build(space, profile, cache_dir=args.cache_dir)
     lut_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    measured, raw = timed_interleaved(space, archs, args.rounds, args.repeats, args.seed)
+    measured, raw = timed_interleaved(
+        space, archs, args.rounds, args.repeats, args.seed, profile.clock
+    )
     measure_seconds = time.perf_counter() - t0
     m_held = measured[: args.held_out]
     m_train = measured[args.held_out : args.held_out + args.train]
