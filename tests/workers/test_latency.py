@@ -49,6 +49,20 @@ def test_measure_latency_statistics() -> None:
         measure_latency(Sleeper(0.0), (3,), repeats=0)
 
 
+def test_thread_clock_ignores_time_off_the_cpu() -> None:
+    # Sleeping is time the scheduler gives to others: the wall clock sees it, the thread's CPU
+    # clock does not. That is what the cpu-thread profile relies on.
+    wall = measure_latency(Sleeper(3.0), (3,), warmup=0, repeats=5, clock="wall")
+    cpu = measure_latency(Sleeper(3.0), (3,), warmup=0, repeats=5, clock="cpu")
+    assert wall.mean_ms >= 3.0
+    assert cpu.mean_ms < 1.0
+    assert get_device("cpu-thread").clock == "cpu"
+    with pytest.raises(ValueError, match="threads=1"):
+        measure_latency(Sleeper(0.0), (3,), threads=2, clock="cpu")
+    with pytest.raises(ValueError, match="clock 'gpu'"):
+        measure_latency(Sleeper(0.0), (3,), clock="gpu")
+
+
 def test_trimmed_drops_both_tails() -> None:
     v = trimmed([100.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, -50.0])
     assert sorted(v.tolist()) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
