@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -32,9 +33,10 @@ def test_digits_is_real_data_with_disjoint_stratified_splits() -> None:
     # Normalised with training statistics: zero mean, unit variance over the train split.
     assert abs(float(x.mean())) < 1e-5 and abs(float(x.std()) - 1.0) < 1e-3
     # Disjoint and covering: every row of the 1797 lands in exactly one split.
-    idx = d.info["indices"]
-    together = idx["train"] + idx["val"] + idx["test"]
-    assert sorted(together) == list(range(1797))
+    idx = d.indices
+    together = np.concatenate([idx["train"], idx["val"], idx["test"]])
+    assert sorted(together.tolist()) == list(range(1797))
+    assert json.dumps(d.info)  # metadata stays JSON-safe
     # Stratified: every class in every split, in near-equal proportion.
     for s in ("train", "val", "test"):
         counts = np.bincount(_labels(d, s), minlength=10)

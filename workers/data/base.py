@@ -25,7 +25,11 @@ class DatasetSplits:
     test: TensorDataset
     num_classes: int
     input_shape: tuple[int, ...]  # one sample, without the batch dimension
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # JSON-safe metadata
+    # Row indices of each split into the loaded arrays (test: into the provided test arrays
+    # when the format has its own), so a split can be traced back to the file. Kept out of
+    # ``info`` because it grows with the dataset.
+    indices: dict[str, np.ndarray] = field(default_factory=dict)
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         ds: TensorDataset = getattr(self, split)
@@ -141,13 +145,6 @@ def make_splits(
         val_fraction=val_fraction,
         test_fraction=test_fraction if test is None else None,
         provided_test=test is not None,
-        # Row indices into the loaded arrays (test: into the provided test arrays if given),
-        # so that disjointness is checkable and a split can be traced back to the file.
-        indices={
-            "train": train_idx.tolist(),
-            "val": val_idx.tolist(),
-            "test": test_idx.tolist() if test is None else list(range(len(y_test))),
-        },
     )
     return DatasetSplits(
         name=name,
@@ -157,4 +154,9 @@ def make_splits(
         num_classes=num_classes,
         input_shape=tuple(int(s) for s in x.shape[1:]),
         info=meta,
+        indices={
+            "train": train_idx,
+            "val": val_idx,
+            "test": test_idx if test is None else np.arange(len(y_test)),
+        },
     )
