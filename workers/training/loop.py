@@ -382,7 +382,10 @@ def train_supernet(
     final = run_dir / FINAL_NAME
     last = run.history[-1] if run.history else {}
     save_final(space, run.net, final, {"seed": seed, "metrics": last.get("accuracy", {})})
-    (run_dir / "history.json").write_text(json.dumps(run.history, indent=1))
+    history = run_dir / "history.json"
+    tmp = history.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(run.history, indent=1))
+    tmp.replace(history)
     return TrainResult(
         final_path=final,
         history=run.history,
