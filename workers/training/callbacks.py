@@ -4,6 +4,7 @@ Every hook is optional, so a plain object with just ``on_epoch`` works."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Protocol
 
 from torch import nn
@@ -38,3 +39,18 @@ class CallbackList:
             if fn is not None and fn():
                 return True
         return False
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def progress_bar(total: int, desc: str) -> Any:
+    """A tqdm bar on stderr when it is a terminal; a no-op otherwise (logs stay clean)."""
+    if not sys.stderr.isatty():
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)

@@ -26,7 +26,7 @@ from torch import nn
 
 from search_spaces import SearchSpace
 from workers.data import DatasetSplits
-from workers.training.callbacks import Callback, CallbackList
+from workers.training.callbacks import Callback, CallbackList, progress_bar
 from workers.training.checkpoint import (
     CHECKPOINT_DIR,
     FINAL_NAME,
@@ -41,7 +41,7 @@ from workers.training.checkpoint import (
 from workers.training.config import WIDTH_KINDS, PhaseConfig, TrainConfig, restrict_for_phase
 from workers.training.optim import make_optimizer, set_lr, step_lr
 from workers.training.samplers import SubnetSampler, make_sampler
-from workers.training.steps import StepPlan, evaluate_archs, sandwich_step
+from workers.training.steps import StepPlan, clip_gradients, evaluate_archs, sandwich_step
 
 
 class TrainingDiverged(RuntimeError):
@@ -213,7 +213,7 @@ class _Run:
         self.net.train()
         sums: dict[str, float] = {}
         images, t0 = 0, time.perf_counter()
-        bar = _progress(n_steps, f"{ph.name} {self.done + 1}/{ph.epochs}")
+        bar = progress_bar(n_steps, f"{ph.name} {self.done + 1}/{ph.epochs}")
         lr = 0.0
         for step in range(n_steps):
             if self.callbacks.should_stop():
@@ -230,7 +230,7 @@ class _Run:
             res = sandwich_step(self.net, self.x[idx], self.y[idx], plan, self.sampler)
             if not math.isfinite(res.total):
                 raise _Rollback(f"non-finite loss {res.total} at step {self.global_step}")
-            _clip(self.net, self.config)
+            clip_gradients(self.net, self.config.grad_clip, self.config.grad_clip_mode)
             self.optimizer.step()
             self.phase_step += 1
             self.global_step += 1
@@ -304,28 +304,6 @@ class _Run:
                     f"{self.best_largest:.3f} (chance {chance:.3f})"
                 )
         self.best_largest = max(self.best_largest, largest_acc)
-
-
-def _clip(net: nn.Module, config: TrainConfig) -> None:
-    params = [p for p in net.parameters() if p.grad is not None]
-    if config.grad_clip_mode == "value":
-        torch.nn.utils.clip_grad_value_(params, config.grad_clip)
-    else:
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-
-
-class _NoBar:
-    def update(self, n: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _progress(total: int, desc: str) -> Any:
-    if not sys.stderr.isatty():
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
 
 
 def train_supernet(

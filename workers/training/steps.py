@@ -132,3 +132,11 @@ def evaluate_archs(
             total_loss += float(F.cross_entropy(logits, y[i : i + batch], reduction="sum"))
         results.append({"accuracy": correct / len(x), "loss": total_loss / len(x)})
     return results
+
+
+def clip_gradients(net: nn.Module, limit: float, mode: str) -> None:
+    params = [p for p in net.parameters() if p.grad is not None]
+    if mode == "value":
+        torch.nn.utils.clip_grad_value_(params, limit)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, limit)
