@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ def test_schedule_callbacks_and_final_checkpoint(tmp_path: Path, space, data) ->
     assert sum(hist["counts"]) == 2 * steps_per_epoch  # two sampled subnets per step
     assert ep["accuracy"]["largest"]["accuracy"] > 0.6  # chance is 1/3
     assert res.rollbacks == 0 and res.final_metrics == ep["accuracy"]
+    assert res.final_sha256 == hashlib.sha256(res.final_path.read_bytes()).hexdigest()
     # One checkpoint per epoch plus the starting state, each loadable weights-only.
     assert len(list_checkpoints(tmp_path)) == 6
     blob = torch.load(res.final_path, weights_only=True)

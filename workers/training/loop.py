@@ -10,6 +10,7 @@ states in the checkpoint), so a resumed run ends with the weights of an uninterr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -65,6 +66,7 @@ class TrainResult:
     rollbacks: int
     seconds: float
     final_metrics: dict[str, Any] = field(default_factory=dict)
+    final_sha256: str = ""
 
 
 def derive_seed(*parts: int) -> int:
@@ -370,6 +372,7 @@ def train_supernet(
         rollbacks=run.rollbacks,
         seconds=time.perf_counter() - t0,
         final_metrics=last.get("accuracy", {}),
+        final_sha256=hashlib.sha256(final.read_bytes()).hexdigest(),
     )
 
 
