@@ -237,6 +237,9 @@ class Dispatcher:
             with self.db.transaction() as s:
                 flag = jobs.heartbeat(s, r.job_id, self.worker_id)
             if flag is None:
+                ready, _ = ray.wait([r.ref], timeout=0)
+                if ready:
+                    continue  # it just finished; the next round collects its outcome
                 # Reaped or finished elsewhere: this task must not go on writing.
                 log.warning("job %s is no longer ours; stopping its task", r.job_id)
                 ray.cancel(r.ref, force=True)

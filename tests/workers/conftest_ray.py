@@ -39,6 +39,10 @@ TINY_SPEC: dict[str, Any] = {
 }
 
 
+# A custom resource of the local test node, standing for "a node wired to a device".
+TEST_DEVICE_RESOURCE = "nas_test_device"
+
+
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
     import ray
@@ -46,7 +50,13 @@ def ray_local() -> Iterator[None]:
     previous = signal.getsignal(signal.SIGTERM)
     started = False
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address="local",
+            num_cpus=2,
+            resources={TEST_DEVICE_RESOURCE: 1},
+            include_dashboard=False,
+            log_to_driver=False,
+        )
         started = True
     signal.signal(signal.SIGTERM, previous)
     try:

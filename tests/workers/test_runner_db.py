@@ -3,14 +3,26 @@ reaches the trial and stops the job within seconds, leaving its checkpoints for 
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
+import zipfile
 from pathlib import Path
 
+import numpy as np
+import pytest
+import ray
+from PIL import Image
+
 from nas_service.db import Database, results
+from nas_service.db import artifacts as arts
 from nas_service.db import jobs as jobs_repo
+from nas_service.domain import ArtifactKind, ArtifactStatus
 from nas_service.settings import Settings
+from search_spaces import get_space
 from tests.workers.conftest_ray import (  # noqa: F401
+    TEST_DEVICE_RESOURCE,
     db,
     events,
     job_row,
@@ -22,6 +34,9 @@ from tests.workers.conftest_ray import (  # noqa: F401
     wait_for,
 )
 from workers.dispatcher import Dispatcher, DispatcherConfig
+from workers.pipeline import DataRef, DeviceInfo
+from workers.ray_tasks import DEVICE_RESOURCE_SHARE, RayEngine, _latency_table_task, device_options
+from workers.runner import resolve_inputs
 
 
 def test_cancel_reaches_the_training_trial_within_seconds(
@@ -45,6 +60,7 @@ def test_cancel_reaches_the_training_trial_within_seconds(
         with db.transaction() as s:
             assert jobs_repo.request_cancel(s, jid) is not None
         took = wait_for(lambda: job_row(db, jid).status == "cancelled", 60, "the cancel")
+        wait_for(lambda: jid in d.outcomes, 30, "the dispatcher to collect the job's task")
     finally:
         d.stop()
         thread.join(timeout=60)
@@ -61,3 +77,86 @@ def test_cancel_reaches_the_training_trial_within_seconds(
     assert not (run_dir / "train" / "final.pt").exists()
     with db.transaction() as s:
         assert results.candidates_for_replay(s, jid) == []
+
+
+@ray.remote(num_cpus=0)
+def _assigned() -> dict[str, float]:
+    return dict(ray.get_runtime_context().get_assigned_resources())
+
+
+def test_latency_for_a_device_runs_only_where_its_resource_is(
+    ray_local: None,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    if not ray.cluster_resources().get(TEST_DEVICE_RESOURCE):
+        pytest.skip("the local Ray of this session was started without the test resource")
+    wired = DeviceInfo("wired", ray_resource=TEST_DEVICE_RESOURCE)
+    assigned = ray.get(_assigned.options(**device_options(wired)).remote())
+    assert assigned[TEST_DEVICE_RESOURCE] == pytest.approx(DEVICE_RESOURCE_SHARE)
+    assert device_options(DeviceInfo("cpu")) == {}
+
+    space = get_space("mlp", in_features=64, num_classes=10, widths=[8, 16], depths=[1, 2])
+    path = RayEngine().latency_table(wired, space.spec(), tmp_path)
+    doc = json.loads(path.read_text())
+    assert doc["profile"]["name"] == "wired" and doc["rows"]
+    assert all(r["mean_ms"] > 0 for r in doc["rows"].values())
+
+    # No node carries this device: its latency work is never scheduled anywhere else.
+    absent = DeviceInfo("absent", ray_resource="nas_no_such_device")
+    ref = _latency_table_task.options(**device_options(absent)).remote(
+        absent, space.spec(), str(tmp_path)
+    )
+    ready, _ = ray.wait([ref], timeout=3)
+    ray.cancel(ref, force=True)
+    assert not ready
+
+
+def test_inputs_of_a_job_with_an_uploaded_dataset_devices_and_a_reused_supernet(
+    db: Database,  # noqa: F811
+    settings: Settings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    key = owner(db)
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "upload.npz"
+    np.savez(npz, x=rng.normal(size=(40, 6)).astype(np.float32), y=np.arange(40) % 2)
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for cls in ("cat", "dog"):
+            for i in range(3):
+                buf = io.BytesIO()
+                Image.new("L", (8, 8), color=40 * i).save(buf, format="PNG")
+                zf.writestr(f"pets/{cls}/{i}.png", buf.getvalue())
+    final = tmp_path / "earlier" / "final.pt"
+    final.parent.mkdir()
+    final.write_bytes(b"checkpoint")
+    with db.transaction() as s:
+        ids = {}
+        for name, fmt, path in (("tab", "npz", npz), ("pets", "image-folder", archive)):
+            art = arts.create_artifact(
+                s, key, ArtifactKind.dataset, status=ArtifactStatus.ready, uri=str(path)
+            )
+            ids[fmt] = arts.create_dataset(s, key, name, fmt, art.id, {}).id
+        arts.upsert_device(s, "phone", threads=2, batch_size=4, ray_resource="phone_link")
+    earlier = submit(db, key)
+    with db.transaction() as s:
+        jobs_repo.set_run_info(s, earlier, checkpoint_uri=str(final))
+
+    spec = make_spec(dataset={"id": str(ids["npz"])}, devices=["phone"], supernet_from=str(earlier))
+    jid = submit(db, key, spec)
+    inputs, owner_id = resolve_inputs(db, settings, jid)
+    assert owner_id == key
+    assert inputs.data == DataRef("npz", 0, {"path": str(npz)})
+    assert inputs.devices == (
+        DeviceInfo("phone", torch_device="cpu", threads=2, batch_size=4, ray_resource="phone_link"),
+    )
+    assert inputs.checkpoint() == final
+    assert inputs.run_dir == (settings.data_dir / "runs" / str(jid)).resolve()
+
+    jid = submit(db, key, make_spec(dataset={"id": str(ids["image-folder"])}))
+    inputs, _ = resolve_inputs(db, settings, jid)
+    folder = Path(inputs.data.options["path"])
+    assert inputs.data.name == "image-folder" and folder.name == "pets"
+    assert sorted(p.name for p in folder.iterdir()) == ["cat", "dog"]
+    assert folder.is_relative_to(inputs.run_dir)
+    assert inputs.checkpoint() == inputs.train_dir / "final.pt"

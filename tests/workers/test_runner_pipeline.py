@@ -184,3 +184,37 @@ def test_cancel_stops_training_within_seconds(tmp_path: Path) -> None:
     assert not (inputs.train_dir / "final.pt").exists()
     assert list((inputs.train_dir / "checkpoints").glob("p*-e*.pt"))  # kept for a resume
     assert not sink.candidates
+
+
+def test_a_job_reusing_a_trained_supernet_skips_training_and_respects_bounds(
+    finished: Any, tmp_path: Path
+) -> None:
+    _, _, first = finished
+    objectives = [{"name": "accuracy"}, {"name": "flops", "bound": 2500}]
+    spec = {
+        **SPEC,
+        "search": {"algorithm": "random", "budget": 10, "objectives": objectives},
+        "supernet_from": "00000000-0000-0000-0000-000000000001",
+    }
+    js = JobSpec.model_validate(spec)
+    inputs = JobInputs(
+        job_id="reuse",
+        spec=js,
+        data=DataRef("digits", js.seed),
+        run_dir=tmp_path / "run",
+        devices=(DeviceInfo("cpu"),),
+        cache_dir=tmp_path / "cache",
+        supernet_checkpoint=Path(first.checkpoint),
+    )
+    sink = MemorySink()
+    result = run_pipeline(inputs, sink, LocalEngine())
+    assert result.checkpoint == first.checkpoint
+    assert not sink.metrics and not (inputs.train_dir / "final.pt").exists()
+    assert sink.stages[0] == ("training", {"skipped": True, "reused": first.checkpoint})
+    rows = sink.stored_candidates("cpu")
+    assert len(rows) == 10
+    assert {r.feasible for r in rows} == {True, False}  # the bound splits this space
+    for r in rows:
+        assert r.feasible == (r.metrics["flops"] <= 2500)
+    front = [r for r in rows if r.genotype in set(sink.pareto["cpu"])]
+    assert front and all(r.feasible and r.source == "measured" for r in front)
