@@ -37,11 +37,13 @@ from sqlalchemy.engine import make_url
 
 RESULTS = Path(__file__).parent / "results" / "api_load.json"
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/nas_bench"
+# The elastic MLP on digits with the longest schedule the default limits allow: short epochs,
+# many of them, so both windows hold several epoch reports. The job is cancelled at the end.
 JOB = {
     "name": "load benchmark",
     "space": {"id": "mlp", "options": {}},
     "dataset": {"name": "digits"},
-    "training": {"preset": "default", "epochs_scale": 3.0},
+    "training": {"preset": "default", "epochs_scale": 10.0},
     "search": {"algorithm": "random", "budget": 20},
     "devices": ["cpu"],
     "seed": 0,
@@ -174,8 +176,10 @@ def wait_training(client: httpx.Client, job_id: str, timeout: float) -> None:
             raise RuntimeError(
                 f"job ended before the benchmark: {job['status']} {job.get('error')}"
             )
-        if job.get("stage") == "training" and (job.get("progress") or {}).get("global_epoch"):
-            return
+        if job.get("stage") == "training":
+            rows = client.get(f"/api/v1/jobs/{job_id}/metrics").json()["items"]
+            if rows:  # the first epoch has been reported: training is under way
+                return
         time.sleep(1.0)
     raise RuntimeError("the job did not start training in time")
 
@@ -183,7 +187,7 @@ def wait_training(client: httpx.Client, job_id: str, timeout: float) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clients", type=int, default=100)
-    p.add_argument("--duration", type=float, default=30.0, help="seconds of each window")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of each window")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls per client")
     p.add_argument("--max-requests", type=int, default=20000, help="cap over all clients")
     p.add_argument("--port", type=int, default=8765)
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     pass
                 time.sleep(0.5)
             job_id = c.post("/api/v1/jobs", json=JOB).raise_for_status().json()["id"]
-            wait_training(c, job_id, timeout=180)
+            wait_training(c, job_id, timeout=300)
             q0 = time.time()
             time.sleep(args.duration)
             q1 = time.time()

@@ -87,6 +87,7 @@ def serve(
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if migrate:
         migrate_store(settings)
     app = build_app(settings)
