@@ -152,8 +152,11 @@ def test_dispatcher_killed_during_training_resumes_from_its_last_checkpoint(
     killed_at = len(_metrics(db, jid))
     assert job_row(db, jid).status == "running"  # nobody has noticed yet
 
-    services.dispatcher()
+    second = services.dispatcher()
     wait_for(lambda: job_row(db, jid).status in ("succeeded", "failed"), 400, "the resumed job")
+    # SIGTERM is a clean stop: the dispatcher exits by itself, with status 0.
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=60) == 0
     row = job_row(db, jid)
     assert row.status == "succeeded", row.error
     assert row.attempt == 2
