@@ -109,7 +109,11 @@ class Dispatcher:
         log.info("dispatcher %s started", self.worker_id)
         try:
             while not self._stop.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except Exception:  # a database or Ray hiccup: log it and try again next round
+                    log.exception("dispatch round failed")
+                    self._stop.wait(min(5.0, 10 * self.config.poll_s))
                 if until is not None and until():
                     break
                 self._stop.wait(self.config.poll_s)

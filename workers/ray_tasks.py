@@ -10,6 +10,7 @@ it reports every epoch through Tune, and stops within seconds of a cancel via a 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -148,6 +149,8 @@ class RayEngine:
         self.parallel = parallel
 
     def train(self, req: TrainRequest, on_epoch: EpochFn, should_stop: StopFn) -> Path:
+        # No console tables from Tune (with verbose=0): the job's store has the numbers.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         req.run_dir.mkdir(parents=True, exist_ok=True)
         stop_file = req.run_dir / STOP_FLAG
         stop_file.unlink(missing_ok=True)
