@@ -130,3 +130,23 @@ def test_selection_picks_lowest_held_out_error(space: SearchSpace, data: Any) ->
     assert quality_report(yte, np.asarray(chosen.predict(xte)))["kendall_tau"] > 0.75
     with pytest.raises(PredictorError, match="selection metric"):
         select_accuracy_predictor(space, xtr, ytr, metric="r2")
+
+
+@pytest.mark.parametrize("kind", ["ridge", "gp"])
+def test_accuracies_are_fitted_in_logit_space(
+    kind: str, space: SearchSpace, data: Any, tmp_path: Path
+) -> None:
+    xtr, ytr, xte, _ = data
+    acc = 0.5 + 0.49 * (ytr - ytr.min()) / (ytr.max() - ytr.min())  # in [0.5, 0.99]
+    model = make_predictor(kind, space).fit(xtr, acc)
+    assert model.logit  # "auto": every target in [0, 1]
+    mean, std = model.predict(xte, return_std=True)
+    assert np.all((mean > 0) & (mean < 1)) and np.all(std >= 0)
+    loaded = load_predictor(model.save(tmp_path / "acc.npz"))
+    assert loaded.logit and np.allclose(loaded.predict(xte), mean)
+    assert not make_predictor(kind, space, target="identity").fit(xtr, acc).logit
+    assert not make_predictor(kind, space).fit(xtr, acc * 3).logit  # not accuracies
+    with pytest.raises(PredictorError, match=r"values in \[0, 1\]"):
+        make_predictor(kind, space, target="logit").fit(xtr, acc * 3)
+    with pytest.raises(PredictorError, match="target transform 'log'"):
+        make_predictor(kind, space, target="log")

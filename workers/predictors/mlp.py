@@ -40,7 +40,7 @@ class MLPEnsemblePredictor(Predictor):
         hidden: Sequence[int] = (128, 128),
         epochs: int = 300,
         lr: float = 1e-3,
-        weight_decay: float = 1e-4,
+        weight_decay: float = 1e-2,
         **kw: Any,
     ):
         super().__init__(space, **kw)
