@@ -208,7 +208,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     key = create_api_key("load-benchmark", settings)
     url = f"http://127.0.0.1:{args.port}"
     cmd = [sys.executable, "-m", "nas_service.cli", "serve", "--port", str(args.port)]
-    service = subprocess.Popen([*cmd, "--no-migrate"], env=child_env(settings))
+    # No access log: a line per request would cost the server more than some requests do.
+    service = subprocess.Popen(
+        [*cmd, "--no-migrate", "--no-access-log"],
+        env=child_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
             for _ in range(120):
