@@ -9,7 +9,8 @@ uniform random (``n_init``).
 Metric sources: ``flops`` and ``params`` come from the space's analytics; ``metric_fns`` may
 supply any other cheap metric (e.g. a latency lookup table); everything else is predicted from
 the measurements with ``predictor`` (a name for :func:`workers.predictors.make_predictor` or a
-factory ``space -> predictor``).
+factory ``space -> predictor``). The default is the Gaussian process: on the digits benchmark it
+gave LINAS a higher hypervolume at 100 evaluations than ridge or the MLP ensemble.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class LinasSearcher(Searcher):
         n_init: int | None = None,
         evaluations: int = 20_000,
         population: int = 50,
-        predictor: str | Callable[[SearchSpace], _Fittable] = "ridge",
+        predictor: str | Callable[[SearchSpace], _Fittable] = "gp",
         metric_fns: Mapping[str, MetricFn] | None = None,
     ):
         super().__init__(
