@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nas_service.cli import create_api_key, main
+from nas_service.cli import create_api_key, load_job_file, main
+from nas_service.client import NasClient
 from nas_service.db import Database
 from nas_service.db import jobs as job_repo
 from nas_service.db.artifacts import find_artifact, mark_artifact_ready
@@ -228,3 +229,22 @@ def test_download_waits_through_202_until_the_export_is_made(
     assert capsys.readouterr().out.strip() == str(target)
     with e2e_db.transaction() as s:
         job_repo.finish_job(s, job.id, "w", JobStatus.cancelled)
+
+
+@pytest.mark.parametrize("name", ["digits-quick.yaml", "mbv3-latency.yaml", "reuse-supernet.yaml"])
+def test_every_example_job_file_is_accepted_by_the_api(
+    live_server: str,  # noqa: F811
+    key: str,
+    name: str,
+) -> None:
+    spec = load_job_file(EXAMPLES / name)
+    with NasClient(live_server, key) as c:
+        job = c.submit_job(spec)
+        try:
+            assert job["status"] == "queued"
+            assert job["spec"]["search"]["objectives"] == [
+                {**o, "direction": o.get("direction"), "bound": o.get("bound")}
+                for o in spec["search"]["objectives"]
+            ]
+        finally:
+            c.cancel_job(str(job["id"]))
