@@ -118,7 +118,7 @@ def api_key(e2e_db: Database) -> str:
     return new_key(e2e_db, f"e2e-{uuid.uuid4().hex[:8]}")[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped after each module: one local Ray at a time
 def dispatcher(e2e_settings: Settings, live_server: str) -> Iterator[subprocess.Popen[bytes]]:
     """The real dispatcher (``python -m workers.dispatcher``) against the e2e database."""
     if not RUNNER_AVAILABLE:
