@@ -129,6 +129,7 @@ def test_regressor_learns_additive_latency(tmp_path: Path) -> None:
     reg = LatencyRegressor(space).fit(archs[:220], y[:220])
     rep = calibration_report(np.asarray(reg.predict(archs[220:])), y[220:])
     assert rep["within_10pct"] >= 0.95 and rep["kendall_tau"] >= 0.9, rep
+    assert not LatencyRegressor(space).fit(archs[:50], y[:50] / 100).logit  # ms, not accuracy
     loaded = load_predictor(reg.save(tmp_path / "lat.npz"))
     assert np.allclose(loaded.predict(archs[220:]), reg.predict(archs[220:]))
 

@@ -182,6 +182,7 @@ class LatencyRegressor(RidgePredictor):
     kind = "latency_ridge"
 
     def __init__(self, space: SearchSpace, **kw: Any):
+        kw.setdefault("target", "identity")  # milliseconds, even when all below 1
         super().__init__(space, **kw)
         self.featurize = UnitCounts(space)  # type: ignore[assignment]
 

@@ -36,14 +36,12 @@ class _Fittable(Protocol):
 MetricFn = Callable[[Sequence[Arch]], np.ndarray]
 
 
-def _default_factory(name: str) -> Callable[[SearchSpace], _Fittable]:
-    def make(space: SearchSpace) -> _Fittable:
-        # Imported here: the predictors need torch / sklearn, the other searchers do not.
-        from workers.predictors import make_predictor
+def _named(name: str, space: SearchSpace, metric: str) -> _Fittable:
+    # Imported here: the predictors need torch / sklearn, the other searchers do not.
+    from workers.predictors import make_predictor
 
-        return make_predictor(name, space)
-
-    return make
+    # Only accuracies get the logit transform; a latency below 1 ms is not a probability.
+    return make_predictor(name, space, target="auto" if metric == "accuracy" else "identity")
 
 
 def _analytic(space: SearchSpace, metric: str) -> MetricFn:
@@ -85,7 +83,7 @@ class LinasSearcher(Searcher):
         self.n_init = n_init or batch_size
         self.inner_evaluations = evaluations
         self.population = population
-        self.factory = _default_factory(predictor) if isinstance(predictor, str) else predictor
+        self.predictor = predictor
         self.metric_fns = dict(metric_fns or {})
         self.cfg = GeneticConfig()
         self.last_fit: dict[str, int] = {}
@@ -103,7 +101,8 @@ class LinasSearcher(Searcher):
             elif m in ANALYTIC:
                 fns[m] = _analytic(self.space, m)
             else:
-                model = self.factory(self.space)
+                p = self.predictor
+                model = _named(p, self.space, m) if isinstance(p, str) else p(self.space)
                 model.fit(archs, [e[m] for e in self.evaluations])
                 fns[m] = _predicted(model)
         self.last_fit = {"measurements": len(archs)}
