@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, gt=0)
     export_retry_after_s: int = Field(default=2, gt=0)
 
+    # Polling is the dashboard's hot path: a key lookup and a rendered job / Pareto front are
+    # reused for this long inside one API process (cancel and retry drop them at once).
+    auth_cache_s: float = Field(default=5.0, ge=0)
+    poll_cache_s: float = Field(default=1.0, ge=0)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, gt=0, lt=65536)
 

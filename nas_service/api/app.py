@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI
 
 from nas_service.api import problems
+from nas_service.api.cache import ApiCache
 from nas_service.api.routes_catalog import public
 from nas_service.api.routes_catalog import router as catalog_router
 from nas_service.api.routes_jobs import router as jobs_router
@@ -32,6 +33,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
+    app.state.cache = ApiCache(settings.auth_cache_s, settings.poll_cache_s)
     problems.install(app)
     app.include_router(public, prefix=API_PREFIX)
     app.include_router(jobs_router, prefix=API_PREFIX)

@@ -18,6 +18,7 @@ from nas_service.domain import DomainError, Unauthorized, ValidationFailed
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 HTTP_CODES = {
+    400: "malformed_body",
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
@@ -137,6 +138,7 @@ def install(app: FastAPI) -> None:
 
 
 DEFAULT_DESCRIPTIONS = {
+    400: "the request body cannot be parsed (malformed JSON or multipart)",
     401: "missing, unknown or revoked API key",
     404: "no such resource for this key",
     409: "conflicts with the resource's state",

@@ -39,6 +39,7 @@ public = APIRouter(tags=["health"])
     response_model=DatasetOut,
     tags=["datasets"],
     responses=responses(
+        400,
         401,
         422,
         c409="a dataset of this name exists for this key",

@@ -6,7 +6,9 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
+from nas_service.api.cache import Rendered
 from nas_service.api.deps import CallerDep, CtxDep
 from nas_service.api.problems import responses
 from nas_service.api.schemas import EventOut, EventPage, JobOut, JobPage, MetricOut, MetricPage
@@ -41,7 +43,7 @@ def _limit(ctx: CtxDep, limit: int) -> int:
     "/jobs",
     status_code=201,
     response_model=JobOut,
-    responses=responses(401, 422, 429),
+    responses=responses(400, 401, 422, 429),
     summary="Submit a search job",
 )
 def submit_job(spec: JobSpec, caller: CallerDep, ctx: CtxDep, response: Response) -> JobOut:
@@ -69,9 +71,19 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Read a job")
-def get_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
+async def get_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> Response:
+    # Polled every second by every open dashboard: served from the per-process poll cache.
+    key = (caller.owner_id, job_id)
+    hit = ctx.cache.jobs.get(key)
+    if hit is None:
+        hit = await run_in_threadpool(_render_job, ctx, caller.owner_id, job_id)
+        ctx.cache.jobs.put(key, hit)
+    return Response(hit.body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+
+def _render_job(ctx: CtxDep, owner_id: int, job_id: uuid.UUID) -> Rendered:
     with ctx.db.transaction() as s:
-        return job_out(svc.get_owned_job(s, caller.owner_id, job_id))
+        return Rendered(job_out(svc.get_owned_job(s, owner_id, job_id)).model_dump_json().encode())
 
 
 @router.post(
@@ -82,7 +94,9 @@ def get_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
 )
 def cancel_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
     with ctx.db.transaction() as s:
-        return job_out(svc.cancel_job(s, caller.owner_id, job_id))
+        out = job_out(svc.cancel_job(s, caller.owner_id, job_id))
+    ctx.cache.drop_job(caller.owner_id, job_id)
+    return out
 
 
 @router.post(
@@ -93,7 +107,9 @@ def cancel_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
 )
 def retry_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> JobOut:
     with ctx.db.transaction() as s:
-        return job_out(svc.retry_job(s, caller.owner_id, job_id))
+        out = job_out(svc.retry_job(s, caller.owner_id, job_id))
+    ctx.cache.drop_job(caller.owner_id, job_id)
+    return out
 
 
 @router.get(

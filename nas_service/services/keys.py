@@ -48,14 +48,19 @@ def revoke_key(db: Database, name: str) -> None:
             raise NotFound(f"no active key named {name!r}")
 
 
-def authenticate(s: Session, authorization: str | None) -> ApiKey:
-    """The key row of an ``Authorization: Bearer <key>`` header."""
+def bearer_token(authorization: str | None) -> str:
+    """The key in an ``Authorization: Bearer <key>`` header; Unauthorized when malformed."""
     if not authorization:
         raise Unauthorized("missing Authorization header; send 'Authorization: Bearer <key>'")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <key>'")
-    row = repo.find_key(s, token.strip())
+    return token.strip()
+
+
+def authenticate(s: Session, authorization: str | None) -> ApiKey:
+    """The key row of an ``Authorization: Bearer <key>`` header."""
+    row = repo.find_key(s, bearer_token(authorization))
     if row is None:
         raise Unauthorized("unknown or revoked API key")
     return row

@@ -27,6 +27,9 @@ def make_settings(url: str, data_dir: Path, **overrides: object) -> Settings:
         "max_budget": 1000,
         "max_epochs_scale": 4.0,
         "max_jobs_per_key_running": 5,
+        # Functional tests read their own writes at once; test_poll_cache.py covers the caches.
+        "auth_cache_s": 0.0,
+        "poll_cache_s": 0.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

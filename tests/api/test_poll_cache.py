@@ -1,0 +1,82 @@
+"""The per-process poll caches: stale at most for their TTL, per owner, dropped by cancel."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nas_service.api.cache import TTLCache
+from nas_service.db import Database
+from nas_service.db import jobs as repo
+from nas_service.db.results import set_pareto
+from tests.api.client import Api, client_for, make_settings
+from tests.api.specs import spec
+
+
+@pytest.fixture
+def cached(db: Database, tmp_path: Path) -> Iterator[tuple[Api, Api]]:
+    settings = make_settings(db.url, tmp_path / "data", poll_cache_s=0.5, auth_cache_s=30.0)
+    with client_for(settings, db, "alice") as a, client_for(settings, db, "mallory") as m:
+        yield a, m
+
+
+def test_ttl_cache_expires_and_stays_bounded() -> None:
+    c: TTLCache[int, str] = TTLCache(ttl_s=0.05, max_entries=4)
+    c.put(1, "a")
+    assert c.get(1) == "a"
+    time.sleep(0.06)
+    assert c.get(1) is None
+    for i in range(10):
+        c.put(i, str(i))
+    assert len(c._data) <= 4 and c.get(9) == "9"
+    off: TTLCache[int, str] = TTLCache(ttl_s=0)
+    off.put(1, "a")
+    assert off.get(1) is None
+
+
+def test_job_poll_is_stale_only_within_ttl_and_cancel_drops_it(
+    cached: tuple[Api, Api], db: Database
+) -> None:
+    api, _ = cached
+    jid = uuid.UUID(api.post("/api/v1/jobs", json=spec()).json()["id"])
+    assert api.get(f"/api/v1/jobs/{jid}").json()["status"] == "queued"
+    with db.transaction() as s:
+        assert repo.claim_next_job(s, "w") is not None
+    # Within the TTL the rendered job may be reused...
+    assert api.get(f"/api/v1/jobs/{jid}").json()["status"] == "queued"
+    time.sleep(0.6)
+    # ...and never after it.
+    assert api.get(f"/api/v1/jobs/{jid}").json()["status"] == "running"
+    # A cancel through this process is visible at once, not after the TTL.
+    assert api.post(f"/api/v1/jobs/{jid}/cancel").status_code == 200
+    assert api.get(f"/api/v1/jobs/{jid}").json()["cancel_requested"] is True
+
+
+def test_pareto_cache_is_per_owner_and_refreshes(cached: tuple[Api, Api], db: Database) -> None:
+    api, other = cached
+    jid = uuid.UUID(api.post("/api/v1/jobs", json=spec()).json()["id"])
+    url = f"/api/v1/jobs/{jid}/pareto"
+    first = api.get(url)
+    assert first.status_code == 200
+    # Another key never gets the owner's cached front.
+    assert other.get(url).status_code == 404
+    assert other.get(f"/api/v1/jobs/{jid}").status_code == 404
+    with db.transaction() as s:
+        set_pareto(s, jid, [], hypervolume=0.5, evaluations=1)
+    time.sleep(0.6)
+    after = api.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert after.status_code == 200 and after.headers["etag"] != first.headers["etag"]
+    assert after.json()["hypervolume_history"][0]["hypervolume"] == 0.5
+
+
+def test_known_key_is_cached_unknown_key_is_not(cached: tuple[Api, Api]) -> None:
+    api, _ = cached
+    assert api.get("/api/v1/jobs").status_code == 200
+    bad = api.get("/api/v1/jobs", headers={"Authorization": "Bearer nas_not-a-key"})
+    assert bad.status_code == 401
+    cache = api.app.state.cache  # type: ignore[attr-defined]
+    assert len(cache.keys._data) == 1
