@@ -71,7 +71,9 @@ def train_trainable(config: dict[str, Any]) -> None:
     stop_file = req.run_dir / STOP_FLAG
 
     def on_epoch(info: dict[str, Any]) -> None:
-        tune.report({"epoch_info": json.dumps(tools._jsonable(info)), "done": False})
+        # Which process trained the epoch: after a retry the log shows the new trial's.
+        row = {**tools._jsonable(info), "worker_pid": os.getpid()}
+        tune.report({"epoch_info": json.dumps(row), "done": False})
 
     def should_stop() -> bool:
         return stop_file.exists()

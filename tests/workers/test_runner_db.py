@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +37,7 @@ from tests.workers.conftest_ray import (  # noqa: F401
     wait_for,
 )
 from workers.dispatcher import Dispatcher, DispatcherConfig
-from workers.pipeline import DataRef, DeviceInfo
+from workers.pipeline import DataRef, DeviceInfo, TrainRequest, tools
 from workers.ray_tasks import DEVICE_RESOURCE_SHARE, RayEngine, _latency_table_task, device_options
 from workers.runner import resolve_inputs
 
@@ -160,3 +163,37 @@ def test_inputs_of_a_job_with_an_uploaded_dataset_devices_and_a_reused_supernet(
     assert sorted(p.name for p in folder.iterdir()) == ["cat", "dog"]
     assert folder.is_relative_to(inputs.run_dir)
     assert inputs.checkpoint() == inputs.train_dir / "final.pt"
+
+
+def test_a_training_trial_that_dies_is_retried_and_resumes_from_its_checkpoint(
+    ray_local: None,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    data = DataRef("digits", 0)
+    space = build_space_for_test(data)
+    training = {"preset": "tiny", "epochs_scale": 1.0, "batch_size": 256}
+    req = TrainRequest(space.spec(), data, training, tmp_path / "train", seed=0)
+    seen: list[dict[str, Any]] = []
+
+    def on_epoch(info: dict[str, Any]) -> None:
+        seen.append(info)
+        if len(seen) == 2:  # the trial's process dies in the middle of the run
+            os.kill(int(info["worker_pid"]), signal.SIGKILL)
+
+    final = RayEngine(max_failures=2).train(req, on_epoch, lambda: False)
+    assert final == req.run_dir / "final.pt" and final.is_file()
+    pids = list(dict.fromkeys(int(i["worker_pid"]) for i in seen))
+    assert len(pids) == 2, "one retry, in a new process"
+    resumed = [i for i in seen if "resumed_from" in i]
+    assert len(resumed) == 1 and resumed[0]["worker_pid"] == pids[1]
+    assert resumed[0]["resumed_from"] != "p00-e0000.pt", "the retry started from scratch"
+    # Every epoch of the schedule was trained; the retry repeated none but the one it re-reports.
+    epochs = list(dict.fromkeys((i["phase"], i["epoch"]) for i in seen))
+    cfg = tools.train_config(space, tools.load_data(data), training)
+    assert epochs == [(p.name, e) for p in cfg.phases for e in range(1, p.epochs + 1)]
+    assert len(seen) <= len(epochs) + 2
+
+
+def build_space_for_test(data: DataRef) -> Any:
+    opts = {**tools.space_options_for("mlp", tools.load_data(data)), "widths": [16, 32]}
+    return get_space("mlp", **opts)
