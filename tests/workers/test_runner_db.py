@@ -197,3 +197,23 @@ def test_a_training_trial_that_dies_is_retried_and_resumes_from_its_checkpoint(
 def build_space_for_test(data: DataRef) -> Any:
     opts = {**tools.space_options_for("mlp", tools.load_data(data)), "widths": [16, 32]}
     return get_space("mlp", **opts)
+
+
+def test_a_job_that_cannot_run_fails_with_the_reason(
+    ray_local: None,  # noqa: F811
+    db: Database,  # noqa: F811
+    settings: Settings,  # noqa: F811
+) -> None:
+    # A convolutional space on tabular data: only the runner finds out (the store accepts it).
+    spec = make_spec(
+        space={"id": "mbv3", "options": {}},
+        dataset={"name": "synthetic", "options": {"shape": [12], "n": 80}},
+    )
+    jid = submit(db, owner(db), spec)
+    d = Dispatcher(settings, config=DispatcherConfig(poll_s=0.05), worker_id="w-fail")
+    d.run(until=lambda: jid in d.outcomes)
+    row = job_row(db, jid)
+    assert (d.outcomes[jid], row.status) == ("failed", "failed")
+    assert row.error.startswith("DatasetError: space 'mbv3' needs image data")
+    last = events(db, jid)[-1]
+    assert last.to_status == "failed" and "Traceback" in last.message
