@@ -72,7 +72,7 @@ def train_trainable(config: dict[str, Any]) -> None:
 
     def on_epoch(info: dict[str, Any]) -> None:
         # Which process trained the epoch: after a retry the log shows the new trial's.
-        row = {**tools._jsonable(info), "worker_pid": os.getpid()}
+        row = {**tools.jsonable(info), "worker_pid": os.getpid()}
         tune.report({"epoch_info": json.dumps(row), "done": False})
 
     def should_stop() -> bool:

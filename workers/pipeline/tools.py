@@ -178,20 +178,20 @@ def metric_row(info: Mapping[str, Any]) -> dict[str, Any]:
         "phase": str(info.get("phase", "")),
         "epoch": int(info.get("epoch", 0)),
         "step": int(info.get("step", 0)),
-        "metrics": _jsonable(numbers),
+        "metrics": jsonable(numbers),
     }
 
 
 def training_progress(info: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("phase", "phase_index", "epoch", "epochs", "global_epoch", "total_epochs", "step")
-    return {k: _jsonable(info[k]) for k in keys if k in info}
+    return {k: jsonable(info[k]) for k in keys if k in info}
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
     if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
     try:
