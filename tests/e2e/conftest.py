@@ -40,7 +40,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-RUNNER_AVAILABLE = (ROOT / "workers" / "dispatcher.py").is_file()
 
 
 def free_port() -> int:
@@ -121,8 +120,6 @@ def api_key(e2e_db: Database) -> str:
 @pytest.fixture(scope="module")  # stopped after each module: one local Ray at a time
 def dispatcher(e2e_settings: Settings, live_server: str) -> Iterator[subprocess.Popen[bytes]]:
     """The real dispatcher (``python -m workers.dispatcher``) against the e2e database."""
-    if not RUNNER_AVAILABLE:
-        pytest.xfail("runner not available")
     proc = start_dispatcher(e2e_settings)
     time.sleep(1.0)
     if proc.poll() is not None:

@@ -12,12 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import RUNNER_AVAILABLE, screenshot, sign_in
+from tests.e2e.conftest import screenshot, sign_in
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.xfail(not RUNNER_AVAILABLE, reason="runner not available", strict=False),
 ]
 
 JOB_TIMEOUT_MS = 540_000

@@ -22,7 +22,6 @@ from nas_service.db.results import CandidateIn, upsert_candidates
 from nas_service.domain import ArtifactKind, JobStatus
 from nas_service.settings import Settings
 from tests.e2e.conftest import (  # noqa: F401 (fixtures)
-    RUNNER_AVAILABLE,
     dispatcher,
     e2e_db,
     e2e_settings,
@@ -144,7 +143,6 @@ def test_commands_need_a_key(capsys: pytest.CaptureFixture[str], live_server: st
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(not RUNNER_AVAILABLE, reason="runner not available", strict=False)
 def test_submit_watch_pareto_and_download_onnx_with_the_real_runner(
     capsys: pytest.CaptureFixture[str],
     live_server: str,  # noqa: F811
