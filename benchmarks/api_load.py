@@ -37,13 +37,17 @@ from sqlalchemy.engine import make_url
 
 RESULTS = Path(__file__).parent / "results" / "api_load.json"
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/nas_bench"
-# The elastic MLP on digits with the longest schedule the default limits allow: short epochs,
-# many of them, so both windows hold several epoch reports. The job is cancelled at the end.
+# A small MobileNetV3 supernet on digits: epochs of a few seconds, and enough of them that both
+# windows hold several epoch reports (an MLP finishes training before the load window opens on
+# a quiet machine). The job is cancelled at the end.
 JOB = {
     "name": "load benchmark",
-    "space": {"id": "mlp", "options": {}},
+    "space": {
+        "id": "mbv3",
+        "options": {"small_input": True, "resolutions": [8], "width_mult": 0.35},
+    },
     "dataset": {"name": "digits"},
-    "training": {"preset": "default", "epochs_scale": 10.0},
+    "training": {"preset": "default", "epochs_scale": 4.0},
     "search": {"algorithm": "random", "budget": 20},
     "devices": ["cpu"],
     "seed": 0,
@@ -187,7 +191,7 @@ def wait_training(client: httpx.Client, job_id: str, timeout: float) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clients", type=int, default=100)
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of each window")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of each window")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls per client")
     p.add_argument("--max-requests", type=int, default=20000, help="cap over all clients")
     p.add_argument("--port", type=int, default=8765)

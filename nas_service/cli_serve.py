@@ -86,12 +86,21 @@ def serve(
 ) -> int:
     import uvicorn
 
+    from nas_service.api.app import KEEP_ALIVE_S
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if migrate:
         migrate_store(settings)
     app = build_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=access_log)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
     server = uvicorn.Server(config)
     stopping = threading.Event()
     child_failed = threading.Event()

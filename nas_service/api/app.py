@@ -16,6 +16,10 @@ from nas_service.db import Database
 from nas_service.settings import Settings
 
 API_PREFIX = "/api/v1"
+# Dashboards poll every second over kept-alive connections. With uvicorn's 5 s default, a
+# connection idle that long is closed just as a client reuses it and the request fails; idle
+# timeouts this long (as browsers and proxies use) make that race rare.
+KEEP_ALIVE_S = 75
 log = logging.getLogger(__name__)
 
 

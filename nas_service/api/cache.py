@@ -10,11 +10,15 @@ sees another's cached data.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from threading import Lock
 from typing import Generic, TypeVar
+
+from fastapi.concurrency import run_in_threadpool
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -76,6 +80,37 @@ class ApiCache:
         self.keys: TTLCache[str, tuple[int, str]] = TTLCache(auth_ttl_s)
         self.jobs: TTLCache[tuple[int, uuid.UUID], Rendered] = TTLCache(poll_ttl_s)
         self.pareto: TTLCache[tuple[int, uuid.UUID], Rendered] = TTLCache(poll_ttl_s)
+        self._inflight: dict[tuple[int, Hashable], asyncio.Future[Rendered]] = {}
+
+    async def through(
+        self,
+        cache: TTLCache[tuple[int, uuid.UUID], Rendered],
+        key: tuple[int, uuid.UUID],
+        render: Callable[[], Rendered],
+    ) -> Rendered:
+        """The cached rendering, or one render (in the thread pool) shared by every request
+        that misses at the same moment: when an entry expires under a hundred pollers, the
+        store is asked once, not once per poller. A render's error reaches all of them."""
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        slot = (id(cache), key)
+        pending = self._inflight.get(slot)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
+        self._inflight[slot] = fut
+        try:
+            value = await run_in_threadpool(render)
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved here, so an error nobody else awaited is not logged
+            raise
+        finally:
+            self._inflight.pop(slot, None)
+        cache.put(key, value)
+        fut.set_result(value)
+        return value
 
     def drop_job(self, owner_id: int, job_id: uuid.UUID) -> None:
         self.jobs.drop((owner_id, job_id))

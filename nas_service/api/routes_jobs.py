@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from fastapi.concurrency import run_in_threadpool
 
 from nas_service.api.cache import Rendered
 from nas_service.api.deps import CallerDep, CtxDep
@@ -73,11 +72,9 @@ def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="Read a job")
 async def get_job(job_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> Response:
     # Polled every second by every open dashboard: served from the per-process poll cache.
-    key = (caller.owner_id, job_id)
-    hit = ctx.cache.jobs.get(key)
-    if hit is None:
-        hit = await run_in_threadpool(_render_job, ctx, caller.owner_id, job_id)
-        ctx.cache.jobs.put(key, hit)
+    hit = await ctx.cache.through(
+        ctx.cache.jobs, (caller.owner_id, job_id), lambda: _render_job(ctx, caller.owner_id, job_id)
+    )
     return Response(hit.body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 

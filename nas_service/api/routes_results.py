@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
 from nas_service.api.cache import Rendered
@@ -71,11 +70,11 @@ async def get_pareto(
 ) -> Response:
     # Many dashboards poll this every second: the rendered front is reused from the per-process
     # poll cache (at most poll_cache_s stale), and an unchanged front answers 304 from memory.
-    key = (caller.owner_id, job_id)
-    hit = ctx.cache.pareto.get(key)
-    if hit is None:
-        hit = await run_in_threadpool(_render_pareto, ctx, caller.owner_id, job_id)
-        ctx.cache.pareto.put(key, hit)
+    hit = await ctx.cache.through(
+        ctx.cache.pareto,
+        (caller.owner_id, job_id),
+        lambda: _render_pareto(ctx, caller.owner_id, job_id),
+    )
     assert hit.etag is not None
     headers = {"Cache-Control": "no-cache", "ETag": hit.etag}
     if if_none_match and (

@@ -80,3 +80,38 @@ def test_known_key_is_cached_unknown_key_is_not(cached: tuple[Api, Api]) -> None
     assert bad.status_code == 401
     cache = api.app.state.cache  # type: ignore[attr-defined]
     assert len(cache.keys._data) == 1
+
+
+def test_concurrent_misses_share_one_render_and_its_error() -> None:
+    import asyncio
+
+    from nas_service.api.cache import ApiCache, Rendered
+    from nas_service.domain import NotFound
+
+    cache = ApiCache(auth_ttl_s=1.0, poll_ttl_s=5.0)
+    calls: list[int] = []
+
+    def render() -> Rendered:
+        calls.append(1)
+        time.sleep(0.05)  # a store round trip, in the thread pool
+        return Rendered(b"{}", '"v1"')
+
+    def failing() -> Rendered:
+        calls.append(1)
+        time.sleep(0.05)
+        raise NotFound("no job")
+
+    async def main() -> None:
+        key = (1, uuid.uuid4())
+        got = await asyncio.gather(*(cache.through(cache.jobs, key, render) for _ in range(20)))
+        assert len(calls) == 1 and {g.etag for g in got} == {'"v1"'}
+        assert await cache.through(cache.jobs, key, render) is got[0]  # now a plain hit
+        calls.clear()
+        bad = (1, uuid.uuid4())
+        out = await asyncio.gather(
+            *(cache.through(cache.pareto, bad, failing) for _ in range(5)), return_exceptions=True
+        )
+        assert len(calls) == 1 and all(isinstance(e, NotFound) for e in out)
+        assert cache.pareto.get(bad) is None  # errors are not cached
+
+    asyncio.run(main())
