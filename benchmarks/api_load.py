@@ -47,7 +47,7 @@ JOB = {
         "options": {"small_input": True, "resolutions": [8], "width_mult": 0.35},
     },
     "dataset": {"name": "digits"},
-    "training": {"preset": "default", "epochs_scale": 4.0},
+    "training": {"preset": "default", "epochs_scale": 8.0},
     "search": {"algorithm": "random", "budget": 20},
     "devices": ["cpu"],
     "seed": 0,
@@ -156,6 +156,23 @@ async def load(
     }
 
 
+def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the repeats (the machine is shared and noisy), errors summed."""
+
+    def med(values: list[float | None]) -> float | None:
+        xs = [v for v in values if v is not None]
+        return round(statistics.median(xs), 2) if xs else None
+
+    return {
+        "throughput_rps": med([r["all"]["throughput_rps"] for r in runs]),
+        "p50_ms": med([r["all"]["p50_ms"] for r in runs]),
+        "p99_ms": med([r["all"]["p99_ms"] for r in runs]),
+        "p99_ms_per_run": [r["all"]["p99_ms"] for r in runs],
+        "errors_total": sum(r["all"]["errors"] for r in runs),
+        "training_slowdown_percent": med([r["training_slowdown_percent"] for r in runs]),
+    }
+
+
 def epoch_throughput(client: httpx.Client, job_id: str, t_from: float, t_to: float) -> float | None:
     """Mean training throughput (images/s) of the epochs that ended inside [t_from, t_to]."""
     rows = client.get(f"/api/v1/jobs/{job_id}/metrics").json()
@@ -194,12 +211,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--duration", type=float, default=30.0, help="seconds of each window")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls per client")
     p.add_argument("--max-requests", type=int, default=20000, help="cap over all clients")
+    p.add_argument("--repeats", type=int, default=3, help="quiet + load window pairs")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--database-url", default=os.environ.get("NAS_BENCH_DATABASE_URL", DEFAULT_DB))
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if not 1 <= args.clients <= 1000 or not 1 <= args.duration <= 300:
         raise SystemExit("clients must be in [1, 1000] and duration in [1, 300] s")
+    if not 1 <= args.repeats <= 10:
+        raise SystemExit("repeats must be in [1, 10]")
 
     from nas_service.cli import create_api_key
     from nas_service.cli_serve import child_env, migrate_store
@@ -213,6 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     url = f"http://127.0.0.1:{args.port}"
     cmd = [sys.executable, "-m", "nas_service.cli", "serve", "--port", str(args.port)]
     # No access log: a line per request would cost the server more than some requests do.
+    runs: list[dict[str, Any]] = []
     service = subprocess.Popen(
         [*cmd, "--no-migrate", "--no-access-log"],
         env=child_env(settings),
@@ -230,18 +251,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 time.sleep(0.5)
             job_id = c.post("/api/v1/jobs", json=JOB).raise_for_status().json()["id"]
             wait_training(c, job_id, timeout=300)
-            q0 = time.time()
-            time.sleep(args.duration)
-            q1 = time.time()
-            result = asyncio.run(
-                load(
-                    url, key, job_id, args.clients, args.duration, args.interval, args.max_requests
+            for i in range(args.repeats):
+                q0 = time.time()
+                time.sleep(args.duration)
+                q1 = time.time()
+                result = asyncio.run(
+                    load(
+                        url,
+                        key,
+                        job_id,
+                        args.clients,
+                        args.duration,
+                        args.interval,
+                        args.max_requests,
+                    )
                 )
-            )
-            l1 = time.time()
-            time.sleep(3.0)  # let the last epoch of the load window be reported
-            quiet = epoch_throughput(c, job_id, q0, q1)
-            loaded = epoch_throughput(c, job_id, q1, l1)
+                l1 = time.time()
+                time.sleep(3.0)  # let the last epoch of the load window be reported
+                quiet = epoch_throughput(c, job_id, q0, q1)
+                loaded = epoch_throughput(c, job_id, q1, l1)
+                slowdown = round(100 * (1 - loaded / quiet), 1) if quiet and loaded else None
+                result["training_throughput_images_per_s"] = {"quiet": quiet, "under_load": loaded}
+                result["training_slowdown_percent"] = slowdown
+                runs.append(result)
+                print(
+                    f"repeat {i + 1}/{args.repeats}: p99 {result['all']['p99_ms']} ms", flush=True
+                )
             c.post(f"/api/v1/jobs/{job_id}/cancel")
     finally:
         service.send_signal(signal.SIGTERM)
@@ -249,25 +284,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             service.wait(timeout=60)
         except subprocess.TimeoutExpired:
             service.kill()
-    slowdown = round(100 * (1 - loaded / quiet), 1) if quiet and loaded else None
     report = {
         "benchmark": "api_load",
+        "command": "python -m benchmarks.api_load " + " ".join(argv or sys.argv[1:]),
         "store": "postgresql",
         "clients": args.clients,
         "interval_s": args.interval,
         "window_s": args.duration,
+        "repeats": args.repeats,
         "requests_per_poll": ["GET /jobs/{id}/pareto (If-None-Match)", "GET /jobs/{id}"],
-        "result": result,
-        "training_throughput_images_per_s": {"quiet": quiet, "under_load": loaded},
-        "training_slowdown_percent": slowdown,
+        "median": summarise_runs(runs),
+        "runs": runs,
         "target": {"p99_ms": 50, "errors": 0},
-        "met": bool(
-            result["all"]["p99_ms"] is not None
-            and result["all"]["p99_ms"] < 50
-            and result["all"]["errors"] == 0
-        ),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
+    med = report["median"]
+    report["met"] = bool(
+        med["p99_ms"] is not None and med["p99_ms"] < 50 and med["errors_total"] == 0
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
