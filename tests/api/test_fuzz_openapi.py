@@ -12,24 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis import checks as st_checks
 
+from benchmarks.fuzz_openapi import fuzz_app
 from nas_service.db import Database
 from nas_service.db.migrate import upgrade
 from nas_service.settings import Settings
 from tests.pg import create_database, drop_database, new_key, scratch_url
-
-CHECKS = [
-    st_checks.not_a_server_error,
-    st_checks.status_code_conformance,
-    st_checks.content_type_conformance,
-    st_checks.response_headers_conformance,
-    st_checks.response_schema_conformance,
-]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +40,7 @@ def fuzz_key(fuzz_db: Database) -> str:
 
 
 @pytest.fixture(scope="module")
-def api_schema(fuzz_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def app(fuzz_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from nas_service.cli_serve import build_app
 
     app_settings = Settings(
@@ -60,46 +48,12 @@ def api_schema(fuzz_db: Database, tmp_path_factory: pytest.TempPathFactory) -> A
         data_dir=tmp_path_factory.mktemp("fuzz-data"),
         max_upload_bytes=256 * 1024,
     )
-    return schemathesis.openapi.from_asgi("/openapi.json", build_app(app_settings))
+    return build_app(app_settings)
 
 
-def fuzz_operation(operation: Any, key: str, mode: GenerationMode, examples: int) -> str | None:
-    """Run ``examples`` generated cases against one operation; the first failure, or None."""
-
-    @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.explicit, Phase.generate],
-    )
-    def run(case: Any) -> None:
-        case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=CHECKS)
-
-    try:
-        run()
-    except Unsatisfiable:
-        return None  # nothing to vary (no parameters, so no invalid request to build)
-    except (Exception, BaseExceptionGroup) as e:  # schemathesis' FailureGroup is a Base one
-        return f"{operation.label} [{mode.value}]: {type(e).__name__}: {_describe(e)[:1500]}"
-    return None
-
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, BaseExceptionGroup):
-        return "; ".join(_describe(x) for x in e.exceptions)
-    return str(e)
-
-
-def test_no_server_error_and_no_schema_violation(api_schema: Any, fuzz_key: str) -> None:
-    operations = [r.ok() for r in api_schema.get_all_operations()]
-    assert len(operations) >= 15, [op.label for op in operations]
-    failures = []
-    for op in operations:
-        for mode, examples in ((GenerationMode.POSITIVE, 25), (GenerationMode.NEGATIVE, 15)):
-            failure = fuzz_operation(op, fuzz_key, mode, examples)
-            if failure:
-                failures.append(failure)
-    assert not failures, "\n\n".join(failures)
+def test_no_server_error_and_no_schema_violation(app: Any, fuzz_key: str) -> None:
+    summary = fuzz_app(app, fuzz_key, positive=25, negative=15)
+    assert len(summary["operations"]) >= 15, summary["operations"]
+    assert summary["cases"] >= 15 * len(summary["operations"])
+    assert summary["server_errors"] == 0, summary["status_codes"]
+    assert not summary["failures"], "\n\n".join(summary["failures"])
