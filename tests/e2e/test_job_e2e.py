@@ -21,26 +21,19 @@ import torch
 
 from nas_service.settings import Settings
 from search_spaces.nn import build_static
+from tests.workers.conftest_ray import TINY_SPEC, make_spec
 from workers.bn import recalibrate_bn
 from workers.pipeline import DataRef, tools
 from workers.training import load_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-JOB: dict[str, Any] = {
-    "name": "e2e tiny",
-    "space": {"id": "mlp", "options": {"widths": [16, 24, 32], "depths": [1, 2, 3]}},
-    "dataset": {"name": "digits"},
-    "training": {"preset": "tiny", "epochs_scale": 0.1, "batch_size": 256},
-    "search": {
-        "algorithm": "evolution",
-        "budget": 12,
-        "population": 6,
-        "objectives": [{"name": "accuracy"}, {"name": "latency_ms"}],
-    },
-    "devices": ["cpu"],
-    "seed": 7,
-}
+# The shared tiny job, searched for accuracy against measured latency.
+JOB = make_spec(
+    name="e2e tiny",
+    search={**TINY_SPEC["search"], "objectives": [{"name": "accuracy"}, {"name": "latency_ms"}]},
+    seed=7,
+)
 
 
 def _reference(settings: Settings, job_id: str, arch: dict[str, int]) -> tuple[Any, Any]:

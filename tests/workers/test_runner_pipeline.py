@@ -17,6 +17,7 @@ import torch
 
 from nas_service.domain import JobSpec
 from search_spaces.nn import build_static
+from tests.workers.conftest_ray import TINY_SPEC, make_spec
 from workers.bn import recalibrate_bn
 from workers.pipeline import (
     DataRef,
@@ -31,19 +32,11 @@ from workers.pipeline import (
 from workers.search import pareto_mask
 from workers.training import load_checkpoint
 
-SPEC: dict[str, Any] = {
-    "space": {"id": "mlp", "options": {"widths": [16, 24, 32], "depths": [1, 2, 3]}},
-    "dataset": {"name": "digits"},
-    "training": {"preset": "tiny", "epochs_scale": 0.1, "batch_size": 256},
-    "search": {
-        "algorithm": "evolution",
-        "budget": 12,
-        "population": 6,
-        "objectives": [{"name": "accuracy"}, {"name": "latency_ms"}],
-    },
-    "devices": ["cpu"],
-    "seed": 3,
-}
+# The shared tiny job, searched for accuracy against measured latency.
+SPEC = make_spec(
+    search={**TINY_SPEC["search"], "objectives": [{"name": "accuracy"}, {"name": "latency_ms"}]},
+    seed=3,
+)
 STAGES = ["training", "predicting", "searching", "measuring", "exporting"]
 
 
