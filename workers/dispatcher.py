@@ -26,6 +26,7 @@ import ray
 from nas_service.db import Database, jobs
 from nas_service.db import artifacts as arts
 from nas_service.domain import JobStatus
+from nas_service.domain.states import TERMINAL
 from nas_service.settings import Settings
 
 log = logging.getLogger("workers.dispatcher")
@@ -56,6 +57,7 @@ class Running:
     ref: Any  # ray.ObjectRef
     started: float
     cancel_seen: float | None = None
+    ended_seen: float | None = None  # when the store first showed the job finished by its task
 
 
 @dataclass
@@ -226,6 +228,32 @@ class Dispatcher:
         return status.value if done is not None else "lost"
 
     # ----- heartbeats and cancellation -------------------------------------------------------
+    def _not_ours(self, r: Running, now: float) -> None:
+        """The heartbeat found the job no longer running under this worker."""
+        ready, _ = ray.wait([r.ref], timeout=0)
+        if ready:
+            return  # it just finished; the next round collects its outcome
+        with self.db.transaction() as s:
+            job = jobs.get_job(s, r.job_id)
+            ended_here = (
+                job is not None
+                and JobStatus(job.status) in TERMINAL
+                and job.worker_id == self.worker_id
+            )
+        if ended_here:
+            # The task recorded the end itself (succeeded, failed, cancelled) and is winding
+            # down: leave it for _collect, unless it outstays the grace period.
+            if r.ended_seen is None:
+                r.ended_seen = now
+            if now - r.ended_seen <= self.config.cancel_grace_s:
+                return
+        # Reaped and re-queued, or taken over by another worker: this task must not go on.
+        log.warning("job %s is no longer ours; stopping its task", r.job_id)
+        ray.cancel(r.ref, force=True)
+        with self._lock:
+            self.running.pop(r.job_id, None)
+        self.outcomes[r.job_id] = job.status if ended_here and job is not None else "lost"
+
     def _heartbeats(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval_s):
             try:
@@ -241,14 +269,7 @@ class Dispatcher:
             with self.db.transaction() as s:
                 flag = jobs.heartbeat(s, r.job_id, self.worker_id)
             if flag is None:
-                ready, _ = ray.wait([r.ref], timeout=0)
-                if ready:
-                    continue  # it just finished; the next round collects its outcome
-                # Reaped or finished elsewhere: this task must not go on writing.
-                log.warning("job %s is no longer ours; stopping its task", r.job_id)
-                ray.cancel(r.ref, force=True)
-                with self._lock:
-                    self.running.pop(r.job_id, None)
+                self._not_ours(r, now)
             elif flag:
                 if r.cancel_seen is None:
                     r.cancel_seen = now

@@ -157,3 +157,61 @@ def test_fresh_heartbeats_keep_a_running_job_from_being_reaped(
     row = job_row(db, jid)
     assert row.status == "queued" and row.worker_id is None
     assert [e.kind for e in events(db, jid)][-1] == "requeued"
+
+
+def winding_down_job(job_id: str, blob: dict[str, Any], worker_id: str) -> str:
+    """Record the end itself, then take a while to return (as a Tune trial shutting down)."""
+    store = Database(blob["database_url"])
+    try:
+        with store.transaction() as s:
+            jobs_repo.finish_job(s, uuid.UUID(job_id), worker_id, JobStatus.cancelled)
+    finally:
+        store.dispose()
+    time.sleep(2.0)
+    return "cancelled"
+
+
+def test_a_task_winding_down_after_ending_its_job_is_collected_not_killed(
+    ray_local: None,  # noqa: F811
+    db: Database,  # noqa: F811
+    settings: Settings,  # noqa: F811
+) -> None:
+    fast = settings.model_copy(update={"heartbeat_interval_s": 0.1})
+    jid = submit(db, owner(db))
+    d = Dispatcher(
+        fast, config=DispatcherConfig(poll_s=0.05), worker_id="w", job_fn=winding_down_job
+    )
+    thread = threading.Thread(target=d.run, kwargs={"until": lambda: jid in d.outcomes})
+    thread.start()
+    try:
+        # Heartbeats land while the task winds down (the job is no longer 'running'): the
+        # dispatcher must wait for the task and record its outcome, not kill it.
+        wait_for(lambda: jid in d.outcomes, 30, "the outcome")
+        assert d.outcomes[jid] == "cancelled"
+    finally:
+        d.stop()
+        thread.join(timeout=60)
+
+
+def test_a_task_whose_job_was_taken_away_is_stopped_and_recorded_lost(
+    ray_local: None,  # noqa: F811
+    db: Database,  # noqa: F811
+    settings: Settings,  # noqa: F811
+) -> None:
+    fast = settings.model_copy(update={"heartbeat_interval_s": 0.1})
+    jid = submit(db, owner(db))
+    d = Dispatcher(fast, config=DispatcherConfig(poll_s=0.05), worker_id="w", job_fn=endless_job)
+    thread = threading.Thread(target=d.run)
+    thread.start()
+    try:
+        wait_for(lambda: jid in d.running, 30, "the claim")
+        first = d.running[jid].ref
+        with db.transaction() as s:  # as a reaper elsewhere would
+            assert jobs_repo.requeue_job(s, jid, "worker presumed lost") is not None
+        wait_for(lambda: d.outcomes.get(jid) == "lost", 30, "the task to be stopped")
+        # The old task is gone; the re-queued job may be claimed again, under a new task.
+        current = d.running.get(jid)
+        assert current is None or current.ref != first
+    finally:
+        d.stop()
+        thread.join(timeout=60)
