@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -24,19 +25,12 @@ from sqlalchemy.engine import make_url
 from nas_service.db import Database
 from nas_service.db.keys import create_key
 from nas_service.db.migrate import upgrade
+from nas_service.db.models import Base
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/nas_test"
-TABLES = (
-    "latency_tables",
-    "datasets",
-    "artifacts",
-    "candidates",
-    "train_metrics",
-    "job_events",
-    "jobs",
-    "devices",
-    "api_keys",
-)
+# Children first, so foreign keys never block a delete: derived from the models, so a new
+# table is cleaned without anyone remembering to list it.
+TABLES = tuple(t.name for t in reversed(Base.metadata.sorted_tables))
 _state: dict[str, Database] = {}
 
 
@@ -75,14 +69,31 @@ def scratch_url(suffix: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def _migrated(url: str) -> Database:
+    drop_database(url)
+    create_database(url)
+    db = Database(url)
+    upgrade(db.engine)
+    return db
+
+
+@contextmanager
+def private_database(suffix: str) -> Iterator[Database]:
+    """A migrated PostgreSQL database of this process, dropped afterwards."""
+    url = scratch_url(suffix)
+    db = _migrated(url)
+    try:
+        yield db
+    finally:
+        db.dispose()
+        drop_database(url)
+
+
 def session_database() -> Database:
     """This process's migrated database (created once, dropped at exit)."""
     if "db" not in _state:
         url = scratch_url("s")
-        drop_database(url)
-        create_database(url)
-        db = Database(url)
-        upgrade(db.engine)
+        db = _migrated(url)
         _state["db"] = db
 
         def _drop() -> None:

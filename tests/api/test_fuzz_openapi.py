@@ -15,23 +15,14 @@ import pytest
 
 from benchmarks.fuzz_openapi import fuzz_app
 from nas_service.db import Database
-from nas_service.db.migrate import upgrade
 from nas_service.settings import Settings
-from tests.pg import create_database, drop_database, new_key, scratch_url
+from tests.pg import new_key, private_database
 
 
 @pytest.fixture(scope="module")
 def fuzz_db() -> Iterator[Database]:
-    url = scratch_url("fuzz")
-    drop_database(url)
-    create_database(url)
-    db = Database(url)
-    upgrade(db.engine)
-    try:
+    with private_database("fuzz") as db:
         yield db
-    finally:
-        db.dispose()
-        drop_database(url)
 
 
 @pytest.fixture(scope="module")

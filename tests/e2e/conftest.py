@@ -24,9 +24,8 @@ import pytest
 
 from nas_service.cli_serve import start_dispatcher, stop_process
 from nas_service.db import Database
-from nas_service.db.migrate import upgrade
 from nas_service.settings import Settings
-from tests.pg import create_database, drop_database, new_key, scratch_url
+from tests.pg import new_key, private_database
 
 ROOT = Path(__file__).resolve().parents[2]
 # The committed screenshots in docs/ are refreshed on request (NAS_UPDATE_SCREENSHOTS=1), so a
@@ -53,21 +52,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@contextmanager
-def private_database(suffix: str) -> Iterator[Database]:
-    """A migrated PostgreSQL database of this process, dropped afterwards."""
-    url = scratch_url(suffix)
-    drop_database(url)
-    create_database(url)
-    db = Database(url)
-    upgrade(db.engine)
-    try:
-        yield db
-    finally:
-        db.dispose()
-        drop_database(url)
 
 
 @contextmanager

@@ -24,8 +24,8 @@ from nas_service.db.results import CandidateIn, MetricRow, add_train_metrics, up
 from nas_service.db.results import set_pareto as store_front
 from nas_service.domain import ArtifactKind, CandidateSource, JobStatus
 from nas_service.settings import Settings
-from tests.e2e.conftest import private_database, screenshot, serve_app, sign_in
-from tests.pg import new_key
+from tests.e2e.conftest import screenshot, serve_app, sign_in
+from tests.pg import new_key, private_database
 
 pytestmark = pytest.mark.browser
 WORKER = "scripted-worker"
