@@ -41,9 +41,10 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
+def write_result(name: str, payload: dict[str, Any], stem: str | None = None) -> Path:
+    """Write ``results/<stem or name>.json`` with the command and the environment."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{name}.json"
+    out = RESULTS / f"{stem or name}.json"
     body = {
         "benchmark": name,
         "command": "python -m benchmarks." + name + " " + " ".join(sys.argv[1:]),

@@ -1,12 +1,14 @@
 """Latency predictors against measured latency on this machine's CPU.
 
 Space: small-input MobileNetV3 (1 input channel, 10 classes, resolutions 24/28/32). Device
-profile ``cpu-thread`` by default: 1 thread, batch 1, timed with the thread's CPU clock, because
-on a shared machine wall-clock timings of the same network vary more between rounds than
-latency varies between archs (``--profile cpu`` for wall clock). Held-out archs are timed in
-interleaved rounds (every arch once per round, order reshuffled each round) so that slow phases
-of a shared machine spread over all archs instead of hitting a few; an arch's latency is the
-trimmed mean over all its rounds.
+profile ``cpu-stable`` by default: 1 thread, batch 1, the frozen TorchScript network (what users
+download), timed with the thread's CPU clock and paired run by run with a reference network of
+the space (speed-normalised, see ``workers.predictors.latency``), because on a shared machine
+the speed drifts more between rounds than latency differs between archs. ``--profile
+cpu-thread`` / ``cpu`` measure the eager network unpaired, with the thread or wall clock. Archs
+are timed in interleaved rounds (every arch of a chunk of 64 once per round, order reshuffled
+each round) so that slow phases spread over many archs instead of hitting a few; an arch's
+latency is the trimmed mean (or the median) over all its rounds.
 
 Two predictors are scored on the held-out archs: the per-unit lookup table (sum of unit rows,
 scale and constant fitted on ``--calibration`` measured networks) and the whole-network
@@ -29,33 +31,42 @@ import torch
 
 from benchmarks._common_training import write_result
 from search_spaces import get_space
-from search_spaces.nn import build_static
-from workers.predictors import LatencyRegressor, LatencyTable, calibration_report, get_device
-from workers.predictors.latency import measure_latency, trimmed
+from workers.predictors import (
+    LatencyMeter,
+    LatencyRegressor,
+    LatencyTable,
+    calibration_report,
+    get_device,
+)
+from workers.predictors.latency import trimmed
 
-# How one arch's timings (all rounds) become its latency. Interference from other tenants of a
-# shared machine only ever adds time, so the minimum is the most repeatable estimate of what
-# the network itself costs; the trimmed mean is what the service reports by default.
+# How one arch's timings (all rounds) become its latency: the trimmed mean is what the service
+# reports; the median is shown beside it. (The minimum, the most repeatable estimate of unpaired
+# timings, is the least repeatable of paired ones: it picks the runs whose reference happened
+# to be slow.)
 ESTIMATORS = {
     "trimmed_mean": lambda v: float(trimmed(v).mean()),
-    "min": lambda v: float(np.min(v)),
+    "median": lambda v: float(np.median(v)),
 }
 
 
 def timed_interleaved(
-    space: Any, archs: list[dict[str, int]], rounds: int, repeats: int, seed: int, clock: str
+    meter: LatencyMeter, archs: list[dict[str, int]], rounds: int, seed: int, chunk: int = 64
 ) -> list[list[float]]:
+    """Every arch's timings over ``rounds`` rounds. Archs go in seeded chunks: a chunk's
+    networks are prepared once (a frozen network takes ~35 MB, so not all at once) and timed
+    in interleaved rounds, the order reshuffled each round."""
     raw: list[list[float]] = [[] for _ in archs]
     rng = np.random.default_rng(seed)
-    for r in range(rounds):
-        for i in rng.permutation(len(archs)):
-            a = archs[int(i)]
-            net = build_static(space, a)
-            s = measure_latency(
-                net, space.input_shape(a), warmup=2, repeats=repeats, threads=1, clock=clock
-            )
-            raw[int(i)] += s.raw_ms
-        print(f"round {r + 1}/{rounds} done", flush=True)
+    order = [int(i) for i in rng.permutation(len(archs))]
+    for start in range(0, len(order), chunk):
+        idx = order[start : start + chunk]
+        nets = {i: meter.prepare(archs[i]) for i in idx}
+        for _ in range(rounds):
+            for i in rng.permutation(idx):
+                raw[int(i)] += meter.time_arch(archs[int(i)], nets[int(i)]).raw_ms
+        del nets
+        print(f"{min(start + chunk, len(order))}/{len(order)} archs timed", flush=True)
     return raw
 
 
@@ -106,11 +117,10 @@ def main() -> None:
     p.add_argument("--held-out", type=int, default=200)
     p.add_argument("--train", type=int, default=300)
     p.add_argument("--calibration", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--width-mult", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", default="cpu-thread", choices=["cpu", "cpu-thread"])
+    p.add_argument("--profile", default="cpu-stable", choices=["cpu", "cpu-thread", "cpu-stable"])
     p.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "nas-lut")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -129,16 +139,17 @@ def main() -> None:
     train = archs[args.held_out : args.held_out + args.train]
     calib = archs[args.held_out + args.train :]
 
+    meter = LatencyMeter(space, profile, cache_dir=args.cache_dir)
     t0 = time.perf_counter()
-    table = LatencyTable.build(space, profile, cache_dir=args.cache_dir)
+    table = LatencyTable.build(space, profile, cache_dir=args.cache_dir, meter=meter)
     lut_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    raw = timed_interleaved(space, archs, args.rounds, args.repeats, args.seed, profile.clock)
+    raw = timed_interleaved(meter, archs, args.rounds, args.seed)
     measure_seconds = time.perf_counter() - t0
     if args.rounds < 2:
         raise SystemExit("--rounds must be >= 2 (repeatability compares rounds)")
     by_estimator = {
-        name: score(space, table, (held, train, calib), raw, name, args.seed, args.repeats)
+        name: score(space, table, (held, train, calib), raw, name, args.seed, profile.repeats)
         for name in ESTIMATORS
     }
     payload = {
@@ -149,7 +160,8 @@ def main() -> None:
             "train": args.train,
             "calibration": args.calibration,
             "rounds": args.rounds,
-            "repeats_per_round": args.repeats,
+            "repeats_per_round": profile.repeats,
+            "reference_nominal_ms": meter.reference.nominal_ms if meter.reference else None,
             "lut_rows": len(table.rows),
             "lut_build_seconds": lut_seconds,
             "measure_seconds": measure_seconds,

@@ -51,11 +51,12 @@ OBJECTIVES = [Objective("accuracy", "max"), Objective("flops", "min")]
 
 
 def trained_supernet(
-    checkpoint: Path | None, run_dir: Path, seed: int = 0
+    checkpoint: Path | None, run_dir: Path, seed: int = 0, val_fraction: float = 0.15
 ) -> tuple[SearchSpace, Supernet, DatasetSplits, dict[str, Any]]:
-    """Load ``checkpoint`` or train (once; reused from ``run_dir``) an MLP supernet on digits."""
-    data = load_dataset("digits", seed=0)
-    info: dict[str, Any] = {}
+    """Load ``checkpoint`` or train (once; reused from ``run_dir``) an MLP supernet on digits
+    (``val_fraction`` of the images are the validation split)."""
+    data = load_dataset("digits", seed=0, val_fraction=val_fraction)
+    info: dict[str, Any] = {"splits": data.sizes()}
     if checkpoint is None:
         checkpoint = run_dir / "final.pt"
         if not checkpoint.is_file():

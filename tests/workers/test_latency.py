@@ -13,6 +13,7 @@ from torch import nn
 from search_spaces import get_space
 from workers.predictors import (
     DeviceProfile,
+    LatencyMeter,
     LatencyRegressor,
     LatencyTable,
     calibration_report,
@@ -20,7 +21,7 @@ from workers.predictors import (
     load_predictor,
     measure_latency,
 )
-from workers.predictors.latency import trimmed
+from workers.predictors.latency import SpeedReference, measure_profile, prepare, trimmed
 from workers.predictors.latency_units import covering_archs, units_of
 
 FAST = DeviceProfile("cpu-test", warmup=1, repeats=5)
@@ -61,6 +62,83 @@ def test_thread_clock_ignores_time_off_the_cpu() -> None:
         measure_latency(Sleeper(0.0), (3,), threads=2, clock="cpu")
     with pytest.raises(ValueError, match="clock 'gpu'"):
         measure_latency(Sleeper(0.0), (3,), clock="gpu")
+
+
+class Machine:
+    """A machine whose speed changes between pairs of runs: every call of the reference moves
+    to the next speed factor, and both runs of a pair take their time times that factor."""
+
+    def __init__(self, factors: list[float]):
+        self.factors = factors
+        self.calls = 0
+
+    def factor(self) -> float:
+        return self.factors[self.calls % len(self.factors)]
+
+
+class Drifting(nn.Module):
+    def __init__(self, machine: Machine, ms: float, advances: bool):
+        super().__init__()
+        self.machine, self.ms, self.advances = machine, ms, advances
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.advances:
+            self.machine.calls += 1
+        time.sleep(self.ms * self.machine.factor() / 1000)
+        return x
+
+
+def test_paired_measurement_cancels_speed_drift() -> None:
+    machine = Machine([1.0, 3.0, 1.5, 2.5])
+    ref = SpeedReference.calibrate(Drifting(machine, 5.0, advances=True), (3,), nominal_ms=5.0)
+    # alone, the module's own runs see the drift (each run at the next speed) ...
+    plain = measure_latency(Drifting(machine, 10.0, advances=True), (3,), warmup=0, repeats=12)
+    # ... paired, the reference's run moves the speed and the module's run shares it
+    module = Drifting(machine, 10.0, advances=False)
+    paired = measure_latency(module, (3,), warmup=0, repeats=12, reference=ref)
+    # unpaired, the drift is in the numbers (10 ms at speed 1, 30 ms at speed 3) ...
+    assert max(plain.raw_ms) > 2.5 * min(plain.raw_ms)
+    assert plain.std_ms > 0.2 * plain.mean_ms
+    # ... paired, each run is divided by its reference run: 10 ms at the nominal speed, every
+    # time (within what a busy scheduler adds to a sleep)
+    assert paired.mean_ms == pytest.approx(10.0, rel=0.15)
+    assert paired.std_ms < 0.1 * paired.mean_ms
+
+
+def test_torchscript_runtime_times_the_frozen_network() -> None:
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    x = torch.randn(1, 1, 8, 8)
+    frozen = prepare(net, x, "torchscript")
+    assert isinstance(frozen, torch.jit.ScriptModule)
+    assert torch.allclose(frozen(x), net(x), atol=1e-5)
+    assert prepare(frozen, x, "torchscript") is frozen  # prepared once, timed many times
+    s = measure_latency(frozen, (1, 8, 8), warmup=1, repeats=3, runtime="torchscript")
+    assert s.mean_ms > 0 and len(s.raw_ms) == 3
+    with pytest.raises(ValueError, match="runtime 'onnx'"):
+        measure_latency(net, (1, 8, 8), runtime="onnx")
+
+
+def test_meter_pairs_a_stable_profile_and_stores_its_reference(tmp_path: Path) -> None:
+    space = get_space("mlp", widths=(8, 16), depths=(1, 2))
+    profile = DeviceProfile(
+        "cpu-stable-test", clock="cpu", runtime="torchscript", paired=True, warmup=1, repeats=4
+    )
+    with pytest.raises(ValueError, match="LatencyMeter"):
+        measure_profile(nn.Linear(4, 4), (4,), profile)
+    meter = LatencyMeter(space, profile, cache_dir=tmp_path)
+    stats = meter.time_arch(space.max_arch())
+    assert stats.mean_ms > 0 and len(stats.raw_ms) == 4
+    ref = meter.reference
+    assert ref is not None and ref.nominal_ms > 0
+    stored = list(tmp_path.glob("reference-cpu-stable-test-mlp-*.json"))
+    assert len(stored) == 1
+    # another process (here: another meter) reuses the stored scale instead of recalibrating
+    again = LatencyMeter(space, profile, cache_dir=tmp_path).reference
+    assert again is not None and again.nominal_ms == ref.nominal_ms
+    table = LatencyTable.build(space, profile, cache_dir=tmp_path, meter=meter)
+    assert table.sum_ms(space.max_arch()) > 0
+    assert LatencyMeter(space, "cpu").reference is None  # unpaired profiles need none
+    assert get_device("cpu-stable").paired and get_device("cpu-stable").runtime == "torchscript"
 
 
 def test_trimmed_drops_both_tails() -> None:

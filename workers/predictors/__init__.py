@@ -15,6 +15,7 @@ from workers.predictors.latency import (
     measure_latency,
     register_device,
 )
+from workers.predictors.latency_meter import LatencyMeter
 from workers.predictors.latency_table import LatencyRegressor, LatencyTable, calibration_report
 from workers.predictors.linear import GPPredictor, RidgePredictor
 from workers.predictors.mlp import MLPEnsemblePredictor
@@ -24,6 +25,7 @@ from workers.predictors.select import select_accuracy_predictor
 __all__ = [
     "DeviceProfile",
     "GPPredictor",
+    "LatencyMeter",
     "LatencyRegressor",
     "LatencyStats",
     "LatencyTable",

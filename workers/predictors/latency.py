@@ -19,7 +19,8 @@ built in (1 thread, batch 1, wall clock); ``cpu-thread`` is the same with the th
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -53,6 +54,86 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+RUNTIMES = ("eager", "torchscript")
+CLOCKS = ("wall", "cpu")
+
+
+def prepare(module: nn.Module, example: torch.Tensor, runtime: str) -> Callable[..., Any]:
+    """``module`` in eval mode as it will be timed: eager, or traced and frozen TorchScript.
+    A module that already is TorchScript (prepared once, timed many times) is used as it is."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime {runtime!r} is not known; use one of {RUNTIMES}")
+    if isinstance(module, torch.jit.ScriptModule):
+        return module
+    module.eval()
+    if runtime == "eager":
+        return module
+    with torch.inference_mode(), warnings.catch_warnings():
+        # TorchScript is deprecated in favour of torch.export, but it is the format users
+        # download (workers.export), so it is what gets timed. check_trace would run the
+        # network twice more (more than half of the cost).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.freeze(torch.jit.trace(module, example, check_trace=False))
+
+
+@dataclass
+class SpeedReference:
+    """A fixed network, prepared on the device, that measurements are paired with.
+
+    ``nominal_ms`` converts the paired ratio back to milliseconds: by default the median of the
+    reference's own runs when it was calibrated (``calibrate``); pass a stored value so that
+    measurements of several processes share one scale.
+    """
+
+    run: Callable[[], Any]
+    nominal_ms: float
+    device: torch.device
+
+    @classmethod
+    def calibrate(
+        cls,
+        module: nn.Module,
+        input_shape: Sequence[int],
+        *,
+        batch_size: int = 1,
+        device: str | torch.device = "cpu",
+        runtime: str = "eager",
+        clock: str = "wall",
+        nominal_ms: float | None = None,
+        runs: int = 60,
+    ) -> SpeedReference:
+        dev = torch.device(device)
+        module.to(dev)
+        x = torch.randn(batch_size, *input_shape, device=dev)
+        fn = prepare(module, x, runtime)
+
+        def run() -> Any:
+            return fn(x)
+
+        ref = cls(run, 1.0, dev)
+        if nominal_ms is None:
+            with torch.inference_mode():
+                for _ in range(max(3, runs // 10)):
+                    run()
+                times = [ref.time(_now(clock)) for _ in range(runs)]
+            nominal_ms = float(np.median(times))
+        ref.nominal_ms = float(nominal_ms)
+        return ref
+
+    def time(self, now: Callable[[], int]) -> float:
+        _sync(self.device)
+        t0 = now()
+        self.run()
+        _sync(self.device)
+        return (now() - t0) / 1e6
+
+
+def _now(clock: str) -> Callable[[], int]:
+    if clock not in CLOCKS:
+        raise ValueError(f"clock {clock!r} is not known; use 'wall' or 'cpu'")
+    return time.thread_time_ns if clock == "cpu" else time.perf_counter_ns
+
+
 @torch.inference_mode()
 def measure_latency(
     module: nn.Module,
@@ -65,44 +146,57 @@ def measure_latency(
     device: str | torch.device = "cpu",
     trim: float = 0.1,
     clock: str = "wall",
+    runtime: str = "eager",
+    reference: SpeedReference | None = None,
 ) -> LatencyStats:
-    """Forward-pass latency of ``module`` on ``batch_size`` inputs of ``input_shape``."""
+    """Forward-pass latency of ``module`` on ``batch_size`` inputs of ``input_shape``; with a
+    ``reference``, every run is paired with one of the reference and speed-normalised."""
     if repeats < 1 or warmup < 0 or batch_size < 1 or threads < 1:
         raise ValueError(
             f"measure_latency needs repeats >= 1, warmup >= 0, batch_size >= 1, threads >= 1; "
             f"got repeats={repeats}, warmup={warmup}, batch_size={batch_size}, threads={threads}"
         )
     dev = torch.device(device)
-    if clock not in ("wall", "cpu"):
-        raise ValueError(f"clock {clock!r} is not known; use 'wall' or 'cpu'")
+    now = _now(clock)
     if clock == "cpu" and (dev.type != "cpu" or threads != 1):
         raise ValueError(
             f"clock='cpu' times the calling thread: it needs device cpu and threads=1, got "
             f"device={dev.type}, threads={threads}"
         )
-    now = time.thread_time_ns if clock == "cpu" else time.perf_counter_ns
+    if reference is not None and reference.device != dev:
+        raise ValueError(f"the reference runs on {reference.device}, the module on {dev}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    was_training = module.training
-    module.eval()
+    scripted = isinstance(module, torch.jit.ScriptModule)
+    was_training = False if scripted else module.training
     try:
-        module.to(dev)
+        if not scripted:
+            module.eval()
+            module.to(dev)
         x = torch.randn(batch_size, *input_shape, device=dev)
+        fn = prepare(module, x, runtime)
         for _ in range(warmup):
-            module(x)
+            fn(x)
+            if reference is not None:
+                reference.run()
         _sync(dev)
         raw = []
         for _ in range(repeats):
+            ref_ms = reference.time(now) if reference is not None else 0.0
             _sync(dev)
             t0 = now()
-            module(x)
+            fn(x)
             _sync(dev)
-            raw.append((now() - t0) / 1e6)
+            ms = (now() - t0) / 1e6
+            if reference is not None:
+                ms *= reference.nominal_ms / max(ref_ms, 1e-6)
+            raw.append(ms)
     finally:
         torch.set_num_threads(old_threads)
-        module.train(was_training)
+        if not scripted:
+            module.train(was_training)
     kept = trimmed(raw, trim)
     return LatencyStats(
         mean_ms=float(kept.mean()),
@@ -123,11 +217,16 @@ class DeviceProfile:
     warmup: int = 10
     repeats: int = 50
     clock: str = "wall"
+    runtime: str = "eager"
+    paired: bool = False  # pair every run with a reference network (speed-normalised)
 
 
 _DEVICES: dict[str, DeviceProfile] = {
     "cpu": DeviceProfile("cpu"),
     "cpu-thread": DeviceProfile("cpu-thread", clock="cpu"),
+    "cpu-stable": DeviceProfile(
+        "cpu-stable", clock="cpu", runtime="torchscript", paired=True, warmup=3, repeats=8
+    ),
 }
 
 
@@ -145,8 +244,17 @@ def get_device(name: str) -> DeviceProfile:
 
 
 def measure_profile(
-    module: nn.Module, input_shape: Sequence[int], profile: DeviceProfile
+    module: nn.Module,
+    input_shape: Sequence[int],
+    profile: DeviceProfile,
+    reference: SpeedReference | None = None,
 ) -> LatencyStats:
+    """``measure_latency`` with the profile's settings (pass the reference of a paired one)."""
+    if profile.paired and reference is None:
+        raise ValueError(
+            f"device profile '{profile.name}' pairs its timings with a reference network; "
+            "measure through a LatencyMeter (workers.predictors.latency_meter)"
+        )
     return measure_latency(
         module,
         input_shape,
@@ -156,4 +264,6 @@ def measure_profile(
         threads=profile.threads,
         device=profile.torch_device,
         clock=profile.clock,
+        runtime=profile.runtime,
+        reference=reference if profile.paired else None,
     )

@@ -15,7 +15,6 @@ whole-network timings, which includes the in-network effects that timing units a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -28,7 +27,8 @@ import numpy as np
 from search_spaces import get_space
 from search_spaces.base import SearchSpace
 from workers.predictors.base import register
-from workers.predictors.latency import DeviceProfile, get_device, measure_profile
+from workers.predictors.latency import DeviceProfile, get_device
+from workers.predictors.latency_meter import LatencyMeter, cache_key
 from workers.predictors.latency_units import Unit, covering_archs, units_of
 from workers.predictors.linear import RidgePredictor
 from workers.predictors.quality import quality_report
@@ -37,15 +37,17 @@ Archs = Sequence[Mapping[str, int]]
 
 
 def table_path(cache_dir: str | Path, space: SearchSpace, profile: DeviceProfile) -> Path:
-    ident = json.dumps({"space": space.spec(), "profile": profile.__dict__}, sort_keys=True)
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    digest = cache_key(space, profile)
     return Path(cache_dir) / f"latency-{profile.name}-{space.id}-{digest}.json"
 
 
 class LatencyTable:
-    def __init__(self, space: SearchSpace, profile: DeviceProfile):
+    def __init__(
+        self, space: SearchSpace, profile: DeviceProfile, meter: LatencyMeter | None = None
+    ):
         self.space = space
         self.profile = profile
+        self._meter = meter
         self.rows: dict[str, dict[str, float]] = {}
         self.constant_ms = 0.0
         self.scale = 1.0
@@ -58,21 +60,31 @@ class LatencyTable:
         device: str | DeviceProfile = "cpu",
         *,
         cache_dir: str | Path | None = None,
+        meter: LatencyMeter | None = None,
     ) -> LatencyTable:
         """Load the cached table of (device, space) or time every unit of the space."""
         profile = get_device(device) if isinstance(device, str) else device
+        meter = meter or LatencyMeter(space, profile, cache_dir=cache_dir)
         if cache_dir is not None:
             path = table_path(cache_dir, space, profile)
             if path.is_file():
-                return cls.load(path)
-        table = cls(space, profile)
+                table = cls.load(path)
+                table._meter = meter
+                return table
+        table = cls(space, profile, meter)
         table.ensure(covering_archs(space))
         if cache_dir is not None:
             table.save(table_path(cache_dir, space, profile))
         return table
 
+    @property
+    def meter(self) -> LatencyMeter:
+        if self._meter is None:
+            self._meter = LatencyMeter(self.space, self.profile)
+        return self._meter
+
     def _time(self, unit: Unit) -> None:
-        stats = measure_profile(unit.build(), unit.input_shape, self.profile)
+        stats = self.meter.time(unit.build(), unit.input_shape)
         self.rows[unit.key] = {
             "mean_ms": stats.mean_ms,
             "var_ms2": stats.std_ms**2,

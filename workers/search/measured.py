@@ -19,7 +19,8 @@ from search_spaces.base import Arch
 from search_spaces.nn import Supernet
 from workers.data.base import DatasetSplits
 from workers.evaluation import SubnetEvaluator
-from workers.predictors.latency import DeviceProfile, get_device, measure_profile
+from workers.predictors.latency import DeviceProfile, get_device
+from workers.predictors.latency_meter import LatencyMeter
 from workers.predictors.latency_table import LatencyRegressor, LatencyTable
 
 LATENCY_MODES = ("lut", "regressor", "measured")
@@ -46,6 +47,7 @@ class SupernetObjectives:
         self.metrics = list(dict.fromkeys(metrics))
         self.profile = get_device(device) if isinstance(device, str) else device
         self.latency_mode = latency
+        self.meter = LatencyMeter(self.space, self.profile, cache_dir=cache_dir)
         self.evaluator = evaluator or SubnetEvaluator(net, data, seed=seed)
         self.table: LatencyTable | None = None
         self.regressor: LatencyRegressor | None = None
@@ -59,7 +61,9 @@ class SupernetObjectives:
         calib += [self.space.sample(rng) for _ in range(max(0, n - 2))]
         timed = self.time_latency(calib)
         if self.latency_mode == "lut":
-            self.table = LatencyTable.build(self.space, self.profile, cache_dir=cache_dir)
+            self.table = LatencyTable.build(
+                self.space, self.profile, cache_dir=cache_dir, meter=self.meter
+            )
             self.table.fit_constant(calib, timed)
         else:
             self.regressor = LatencyRegressor(self.space, seed=seed)
@@ -71,10 +75,7 @@ class SupernetObjectives:
         for a in archs:
             g = self.space.encode(a)
             if g not in self._timed:
-                sub = self.net.extract(a)
-                self._timed[g] = measure_profile(
-                    sub, self.space.input_shape(a), self.profile
-                ).mean_ms
+                self._timed[g] = self.meter.time_arch(a, self.net.extract(a)).mean_ms
             out.append(self._timed[g])
         return out
 
