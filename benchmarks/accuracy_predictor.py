@@ -56,12 +56,9 @@ def main() -> None:
     p.add_argument("--val-fraction", type=float, default=0.15)
     args = p.parse_args()
     torch.set_num_threads(1)
-    default_split = args.val_fraction == 0.15
-    run_dir = (
-        args.run_dir
-        if default_split
-        else args.run_dir.with_name(f"{args.run_dir.name}-val{round(args.val_fraction * 100)}")
-    )
+    # A non-default split gets its own supernet and its own result file: "-val40" for 0.4.
+    suffix = "" if args.val_fraction == 0.15 else f"_val{round(args.val_fraction * 100)}"
+    run_dir = args.run_dir.with_name(args.run_dir.name + suffix.replace("_", "-"))
     space, net, data, info = trained_supernet(
         args.checkpoint, run_dir, val_fraction=args.val_fraction
     )
@@ -130,8 +127,7 @@ def main() -> None:
         "target": {"n_train": 200, "kendall_tau": 0.8},
         "rows": rows,
     }
-    stem = None if default_split else f"accuracy_predictor_val{round(args.val_fraction * 100)}"
-    out = write_result("accuracy_predictor", payload, stem)
+    out = write_result("accuracy_predictor", payload, f"accuracy_predictor{suffix}")
     for kind, v in median.items():
         print(kind, v)
     print("noise ceiling (tau between two BN subsets)", round(ceiling["kendall_tau"], 3))

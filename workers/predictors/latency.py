@@ -173,10 +173,9 @@ def measure_latency(
     was_training = False if scripted else module.training
     try:
         if not scripted:
-            module.eval()
             module.to(dev)
         x = torch.randn(batch_size, *input_shape, device=dev)
-        fn = prepare(module, x, runtime)
+        fn = prepare(module, x, runtime)  # eval mode; traced and frozen for torchscript
         for _ in range(warmup):
             fn(x)
             if reference is not None:

@@ -16,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,6 +35,15 @@ from workers.predictors.latency import (
 def cache_key(space: SearchSpace, profile: DeviceProfile) -> str:
     ident = json.dumps({"space": space.spec(), "profile": profile.__dict__}, sort_keys=True)
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, doc: Any, **dump_options: Any) -> None:
+    """Write to a temp file in the same folder, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, **dump_options)
+    os.replace(tmp, path)
 
 
 def middle_arch(space: SearchSpace) -> Arch:
@@ -90,21 +100,21 @@ class LatencyMeter:
             nominal_ms=nominal,
         )
         if path is not None and nominal is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
             doc = {"nominal_ms": ref.nominal_ms, "arch": self.space.to_json(arch)}
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(doc, fh)
-            os.replace(tmp, path)
+            write_json_atomic(path, doc)
         return ref
+
+    def _network(self, arch: Mapping[str, int], module: nn.Module | None) -> nn.Module:
+        if module is not None:
+            return module
+        from search_spaces.nn import build_static
+
+        return build_static(self.space, arch)
 
     def prepare(self, arch: Mapping[str, int], module: nn.Module | None = None) -> nn.Module:
         """The network of ``arch`` as the profile times it, prepared once so that it can be timed
         many times (a frozen TorchScript module for a ``torchscript`` profile)."""
-        if module is None:
-            from search_spaces.nn import build_static
-
-            module = build_static(self.space, arch)
+        module = self._network(arch, module)
         p = self.profile
         module.to(p.torch_device)
         example = torch.randn(p.batch_size, *self.space.input_shape(arch), device=p.torch_device)
@@ -119,8 +129,4 @@ class LatencyMeter:
     def time_arch(self, arch: Mapping[str, int], module: nn.Module | None = None) -> LatencyStats:
         """Latency of ``arch``: ``module`` if given (an extracted subnet), else a freshly built
         static network of the arch."""
-        if module is None:
-            from search_spaces.nn import build_static
-
-            module = build_static(self.space, arch)
-        return self.time(module, self.space.input_shape(arch))
+        return self.time(self._network(arch, module), self.space.input_shape(arch))

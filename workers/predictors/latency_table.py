@@ -16,8 +16,6 @@ whole-network timings, which includes the in-network effects that timing units a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from search_spaces import get_space
 from search_spaces.base import SearchSpace
 from workers.predictors.base import register
 from workers.predictors.latency import DeviceProfile, get_device
-from workers.predictors.latency_meter import LatencyMeter, cache_key
+from workers.predictors.latency_meter import LatencyMeter, cache_key, write_json_atomic
 from workers.predictors.latency_units import Unit, covering_archs, units_of
 from workers.predictors.linear import RidgePredictor
 from workers.predictors.quality import quality_report
@@ -132,7 +130,6 @@ class LatencyTable:
     # ----- files ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "space": self.space.spec(),
             "profile": self.profile.__dict__,
@@ -140,10 +137,7 @@ class LatencyTable:
             "scale": self.scale,
             "rows": self.rows,
         }
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=True)
-        os.replace(tmp, p)
+        write_json_atomic(p, doc, indent=1, sort_keys=True)
         return p
 
     @classmethod
