@@ -1,7 +1,7 @@
 """Latency predictors against measured latency on this machine's CPU.
 
 Space: small-input MobileNetV3 (1 input channel, 10 classes, resolutions 24/28/32). Device
-profile ``cpu-stable`` by default: 1 thread, batch 1, the frozen TorchScript network (what users
+profile ``cpu-stable`` by default: 1 thread, batch 1, the traced TorchScript network (what users
 download), timed with the thread's CPU clock and paired run by run with a reference network of
 the space (speed-normalised, see ``workers.predictors.latency``), because on a shared machine
 the speed drifts more between rounds than latency differs between archs. ``--profile
@@ -54,7 +54,7 @@ def timed_interleaved(
     meter: LatencyMeter, archs: list[dict[str, int]], rounds: int, seed: int, chunk: int = 64
 ) -> list[list[float]]:
     """Every arch's timings over ``rounds`` rounds. Archs go in seeded chunks: a chunk's
-    networks are prepared once (a frozen network takes ~35 MB, so not all at once) and timed
+    networks are prepared once (each holds its weights, so not all 510 at once) and timed
     in interleaved rounds, the order reshuffled each round."""
     raw: list[list[float]] = [[] for _ in archs]
     rng = np.random.default_rng(seed)

@@ -1,6 +1,8 @@
 """Administration: ``python -m nas_service.admin create-key --name NAME`` (prints the key once),
 ``list-keys``, ``revoke-key --name NAME``, ``migrate`` (alembic upgrade head, and create
-Optuna's own storage database if it is missing).
+Optuna's own storage database if it is missing), ``add-device NAME [settings]`` (register a
+latency target, or replace all settings of the one with that name), ``list-devices``,
+``remove-device --name NAME``.
 
 The functions behind the commands live in ``nas_service.services.keys`` so other entry points
 (the ``nas`` CLI) can call them.
@@ -13,7 +15,7 @@ import sys
 
 from nas_service.db import Database, migrate
 from nas_service.domain import DomainError
-from nas_service.services import keys
+from nas_service.services import devices, keys
 from nas_service.settings import Settings
 
 
@@ -26,7 +28,36 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("revoke-key", help="revoke a key by name")
     r.add_argument("--name", required=True)
     sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    d = sub.add_parser(
+        "add-device",
+        help="register a latency target, or replace all settings of the one with that name",
+        description=DEVICE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("name")
+    d.add_argument("--torch-device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    d.add_argument("--threads", type=int, default=1)
+    d.add_argument("--batch-size", type=int, default=1)
+    d.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    d.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
+    d.add_argument("--clock", default="wall", help="wall or cpu (default wall)")
+    d.add_argument("--runtime", default="eager", help="eager or torchscript (default eager)")
+    d.add_argument("--paired", action="store_true", help="speed-normalise against a reference")
+    d.add_argument("--ray-resource", default=None, help="measure only on nodes with it")
+    d.add_argument("--description", default="")
+    sub.add_parser("list-devices", help="list the registered devices and their settings")
+    rd = sub.add_parser("remove-device", help="remove a device no active job targets")
+    rd.add_argument("--name", required=True)
     return p
+
+
+DEVICE_HELP = """Register a latency target. Examples:
+
+  add-device pixel7 --ray-resource device:pixel7 --threads 4 --runtime torchscript
+  add-device shared-cpu --clock cpu --runtime torchscript --paired --warmup 3 --repeats 8
+"""
+DEVICE_FIELDS = ("torch_device", "threads", "batch_size", "warmup", "repeats", "clock",
+                 "runtime", "paired", "ray_resource", "description")  # fmt: skip
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
@@ -52,6 +83,21 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         elif args.command == "revoke-key":
             keys.revoke_key(db, args.name)
             print(f"revoked key '{args.name}'", file=sys.stderr)
+        elif args.command == "add-device":
+            dev = devices.register_device(
+                db, name=args.name, **{k: getattr(args, k) for k in DEVICE_FIELDS}
+            )
+            print(f"device '{dev.name}' registered", file=sys.stderr)
+        elif args.command == "list-devices":
+            for dev in devices.list_devices(db):
+                how = f"{dev.runtime}, {dev.clock} clock" + (", paired" if dev.paired else "")
+                print(
+                    f"{dev.name}\t{dev.torch_device} x{dev.threads} batch {dev.batch_size}\t"
+                    f"{dev.warmup}+{dev.repeats} runs, {how}\t{dev.ray_resource or '-'}"
+                )
+        elif args.command == "remove-device":
+            devices.remove_device(db, args.name)
+            print(f"removed device '{args.name}'", file=sys.stderr)
         elif args.command == "migrate":
             if migrate.ensure_database(settings.optuna_storage):
                 print("created the Optuna storage database", file=sys.stderr)

@@ -7,8 +7,8 @@ Usage in a folder's conftest.py::
 The URL comes from ``NAS_TEST_DATABASE_URL`` (default: postgres on 127.0.0.1, database
 ``nas_test``). Each test process works in its own database, ``<name>_p<pid>``, created and
 migrated once per session and dropped at the end, so parallel test runs on one server never see
-each other's rows. the ``db`` fixture empties every table after a test and re-seeds the ``cpu``
-device.
+each other's rows. The ``db`` fixture empties every table after a test and restores the devices
+the migrations seed (``cpu``, ``cpu-stable``).
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from sqlalchemy.engine import make_url
 from nas_service.db import Database
 from nas_service.db.keys import create_key
 from nas_service.db.migrate import upgrade
-from nas_service.db.models import Base
+from nas_service.db.models import Base, Device
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/nas_test"
 # Children first, so foreign keys never block a delete: derived from the models, so a new
 # table is cleaned without anyone remembering to list it.
 TABLES = tuple(t.name for t in reversed(Base.metadata.sorted_tables))
 _state: dict[str, Database] = {}
+_seeded_devices: list[dict[str, object]] = []
 
 
 def base_url() -> str:
@@ -74,6 +75,9 @@ def _migrated(url: str) -> Database:
     create_database(url)
     db = Database(url)
     upgrade(db.engine)
+    if not _seeded_devices:
+        with db.engine.connect() as c:
+            _seeded_devices.extend(dict(r._mapping) for r in c.execute(Device.__table__.select()))
     return db
 
 
@@ -110,12 +114,7 @@ def clean(db: Database) -> None:
     with db.engine.begin() as c:
         for table in TABLES:  # children first, so foreign keys never block a delete
             c.execute(text(f"DELETE FROM {table}"))
-        c.execute(
-            text(
-                "INSERT INTO devices (name, torch_device, threads, batch_size, description) "
-                "VALUES ('cpu', 'cpu', 1, 1, 'Any Ray node''s CPU, one thread, batch size 1')"
-            )
-        )
+        c.execute(Device.__table__.insert(), _seeded_devices)
 
 
 def new_key(db: Database, name: str) -> tuple[int, str]:

@@ -46,8 +46,10 @@ def _latency_table_task(device: DeviceInfo, space_spec: dict[str, Any], cache_di
 
 
 @ray.remote(num_cpus=1, max_retries=1)
-def _measure_task(device: DeviceInfo, checkpoint: str, archs: list[dict[str, int]]) -> list[float]:
-    return tools.measure_latency(device, checkpoint, archs)
+def _measure_task(
+    device: DeviceInfo, checkpoint: str, archs: list[dict[str, int]], cache_dir: str
+) -> list[float]:
+    return tools.measure_latency(device, checkpoint, archs, cache_dir)
 
 
 @ray.remote(num_cpus=1, max_retries=1)
@@ -204,11 +206,15 @@ class RayEngine:
         return Path(ray.get(task.remote(device, space_spec, str(cache_dir))))
 
     def measure_latency(
-        self, device: DeviceInfo, checkpoint: Path, archs: Sequence[Mapping[str, int]]
+        self,
+        device: DeviceInfo,
+        checkpoint: Path,
+        archs: Sequence[Mapping[str, int]],
+        cache_dir: Path,
     ) -> list[float]:
         # One task for the whole front: measurements on one device must not compete.
         task = _measure_task.options(**device_options(device))
-        ref = task.remote(device, str(checkpoint), [dict(a) for a in archs])
+        ref = task.remote(device, str(checkpoint), [dict(a) for a in archs], str(cache_dir))
         times: list[float] = ray.get(ref)
         return times
 

@@ -77,6 +77,11 @@ def resolve_inputs(db: Database, settings: Settings, job_id: uuid.UUID) -> tuple
                         threads=row.threads,
                         batch_size=row.batch_size,
                         ray_resource=row.ray_resource,
+                        warmup=row.warmup,
+                        repeats=row.repeats,
+                        clock=row.clock,
+                        runtime=row.runtime,
+                        paired=row.paired,
                     )
                 )
         checkpoint: Path | None = None

@@ -139,6 +139,11 @@ class DeviceOut(_Out):
     batch_size: int
     ray_resource: str | None
     description: str
+    warmup: int
+    repeats: int
+    clock: str
+    runtime: str
+    paired: bool
 
 
 class DeviceList(BaseModel):

@@ -241,7 +241,13 @@ def upsert_device(
     batch_size: int = 1,
     ray_resource: str | None = None,
     description: str = "",
+    warmup: int = 10,
+    repeats: int = 50,
+    clock: str = "wall",
+    runtime: str = "eager",
+    paired: bool = False,
 ) -> Device:
+    """Create or replace a device (validate with ``nas_service.domain.DeviceSpec`` first)."""
     values = {
         "name": name,
         "torch_device": torch_device,
@@ -249,6 +255,11 @@ def upsert_device(
         "batch_size": batch_size,
         "ray_resource": ray_resource,
         "description": description,
+        "warmup": warmup,
+        "repeats": repeats,
+        "clock": clock,
+        "runtime": runtime,
+        "paired": paired,
     }
     ins = insert_for(s, Device).values(**values)
     s.execute(
@@ -260,6 +271,12 @@ def upsert_device(
         select(Device).where(Device.name == name).execution_options(populate_existing=True)
     ).one()
     return dev
+
+
+def active_jobs_targeting(s: Session, device: str) -> list[str]:
+    """Ids of the queued or running jobs whose spec names ``device``."""
+    q = select(Job.id, Job.spec).where(Job.status.in_(("queued", "running")))
+    return [str(i) for i, spec in s.execute(q) if device in (spec or {}).get("devices", [])]
 
 
 def upsert_latency_table(

@@ -55,6 +55,10 @@ class ApiKey(Base):
 
 class Device(Base):
     __tablename__ = "devices"
+    __table_args__ = (
+        CheckConstraint("clock IN ('wall','cpu')", name="clock"),
+        CheckConstraint("runtime IN ('eager','torchscript')", name="runtime"),
+    )
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     torch_device: Mapped[str] = mapped_column(String(32), default="cpu")
@@ -62,6 +66,12 @@ class Device(Base):
     batch_size: Mapped[int] = mapped_column(Integer, default=1)
     ray_resource: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
+    # How latency is measured (see nas_service.domain.device); added in migration 0003.
+    warmup: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    repeats: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    clock: Mapped[str] = mapped_column(String(8), default="wall", server_default="wall")
+    runtime: Mapped[str] = mapped_column(String(16), default="eager", server_default="eager")
+    paired: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Job(Base):

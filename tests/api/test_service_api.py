@@ -50,7 +50,7 @@ def test_health_ready_docs_need_no_key(api: Api) -> None:
     assert (ready["status"], ready["database"], ready["revision"]) == (
         "ready",
         "postgresql",
-        "0002",
+        "0003",
     )
     schema = anon.get("/openapi.json").json()
     assert "/api/v1/jobs/{job_id}/pareto" in schema["paths"]
@@ -64,7 +64,7 @@ def test_readyz_reports_unmigrated_database(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
     r = TestClient(create_app(settings)).get("/api/v1/readyz")
     assert r.status_code == 503 and r.json()["code"] == "not_ready"
-    assert "database at migration None, code expects 0002" in r.json()["detail"]
+    assert "database at migration None, code expects 0003" in r.json()["detail"]
 
 
 def test_catalogue(api: Api) -> None:
@@ -75,16 +75,23 @@ def test_catalogue(api: Api) -> None:
     assert mbv3["flops_range"][0] < mbv3["flops_range"][1]
     assert int(mbv3["size"]) > 2**53
     devices = api.get("/api/v1/devices").json()["items"]
-    assert devices == [
-        {
-            "name": "cpu",
-            "torch_device": "cpu",
-            "threads": 1,
-            "batch_size": 1,
-            "ray_resource": None,
-            "description": "Any Ray node's CPU, one thread, batch size 1",
-        }
-    ]
+    assert [d["name"] for d in devices] == ["cpu", "cpu-stable"]
+    assert devices[0] == {
+        "name": "cpu",
+        "torch_device": "cpu",
+        "threads": 1,
+        "batch_size": 1,
+        "ray_resource": None,
+        "description": "Any Ray node's CPU, one thread, batch size 1",
+        "warmup": 10,
+        "repeats": 50,
+        "clock": "wall",
+        "runtime": "eager",
+        "paired": False,
+    }
+    stable = devices[1]
+    assert (stable["clock"], stable["runtime"], stable["paired"]) == ("cpu", "torchscript", True)
+    assert (stable["warmup"], stable["repeats"], stable["threads"]) == (3, 8, 1)
 
 
 def test_sqlite_quick_start(tmp_path: Path) -> None:

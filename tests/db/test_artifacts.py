@@ -108,11 +108,11 @@ def test_datasets_are_per_owner(db: Database) -> None:
 
 def test_devices_seeded_and_upserted(db: Database) -> None:
     with db.transaction() as s:
-        assert [d.name for d in list_devices(s)] == ["cpu"]
+        assert [d.name for d in list_devices(s)] == ["cpu", "cpu-stable"]
         dev = upsert_device(s, "phone", ray_resource="phone", threads=4, description="Pixel")
-        assert (dev.ray_resource, dev.threads) == ("phone", 4)
-        dev = upsert_device(s, "phone", ray_resource="phone", threads=2)
-        assert dev.threads == 2
+        assert (dev.ray_resource, dev.threads, dev.clock, dev.paired) == ("phone", 4, "wall", False)
+        dev = upsert_device(s, "phone", ray_resource="phone", threads=2, runtime="torchscript")
+        assert (dev.threads, dev.runtime) == (2, "torchscript")
         assert get_device(s, "nope") is None
         t = upsert_latency_table(s, "phone", "h1", "file:///lut.json", 10)
         t2 = upsert_latency_table(s, "phone", "h1", "file:///lut2.json", 12)

@@ -51,14 +51,15 @@ def test_models_match_migrations_at_head(scratch_engine: Engine) -> None:
 def test_every_migration_upgrades_and_downgrades(scratch_engine: Engine) -> None:
     script = ScriptDirectory.from_config(alembic_config())
     revisions = [r.revision for r in reversed(list(script.walk_revisions()))]
-    assert revisions[:2] == ["0001", "0002"]
+    assert revisions[:3] == ["0001", "0002", "0003"]
     for rev in revisions:
         upgrade(scratch_engine, rev)
         assert current_revision(scratch_engine) == rev
     tables = set(inspect(scratch_engine).get_table_names())
     assert {"jobs", "candidates", "artifacts", "api_keys", "devices"} <= tables
     with scratch_engine.connect() as c:
-        assert c.execute(text("SELECT name FROM devices")).scalars().all() == ["cpu"]
+        names = c.execute(text("SELECT name FROM devices ORDER BY name")).scalars().all()
+        assert names == ["cpu", "cpu-stable"]
     for rev in reversed(revisions):
         down_to = script.get_revision(rev).down_revision or "base"
         downgrade(scratch_engine, str(down_to))

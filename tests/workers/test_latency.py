@@ -20,6 +20,7 @@ from workers.predictors import (
     get_device,
     load_predictor,
     measure_latency,
+    profile_problems,
 )
 from workers.predictors.latency import SpeedReference, measure_profile, prepare, trimmed
 from workers.predictors.latency_units import covering_archs, units_of
@@ -105,14 +106,14 @@ def test_paired_measurement_cancels_speed_drift() -> None:
     assert paired.std_ms < 0.1 * paired.mean_ms
 
 
-def test_torchscript_runtime_times_the_frozen_network() -> None:
+def test_torchscript_runtime_times_the_traced_network() -> None:
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
     x = torch.randn(1, 1, 8, 8)
-    frozen = prepare(net, x, "torchscript")
-    assert isinstance(frozen, torch.jit.ScriptModule)
-    assert torch.allclose(frozen(x), net(x), atol=1e-5)
-    assert prepare(frozen, x, "torchscript") is frozen  # prepared once, timed many times
-    s = measure_latency(frozen, (1, 8, 8), warmup=1, repeats=3, runtime="torchscript")
+    traced = prepare(net, x, "torchscript")
+    assert isinstance(traced, torch.jit.ScriptModule)
+    assert torch.allclose(traced(x), net(x), atol=1e-5)
+    assert prepare(traced, x, "torchscript") is traced  # prepared once, timed many times
+    s = measure_latency(traced, (1, 8, 8), warmup=1, repeats=3, runtime="torchscript")
     assert s.mean_ms > 0 and len(s.raw_ms) == 3
     with pytest.raises(ValueError, match="runtime 'onnx'"):
         measure_latency(net, (1, 8, 8), runtime="onnx")
@@ -227,3 +228,14 @@ def test_cuda_measurement_is_synchronised() -> None:
     s = measure_latency(net, (4096,), batch_size=256, warmup=3, repeats=10, device="cuda")
     assert s.mean_ms > 0.05 and s.p50_ms <= s.p90_ms
     assert get_device("cuda").torch_device == "cuda"
+
+
+def test_a_device_profile_that_cannot_be_measured_with_is_refused() -> None:
+    with pytest.raises(ValueError, match="clock 'cpu' times the calling thread"):
+        DeviceProfile("wide", threads=4, clock="cpu")
+    with pytest.raises(ValueError, match=r"runtime must be one of \['eager', 'torchscript'\]"):
+        DeviceProfile("x", runtime="tflite")
+    with pytest.raises(ValueError, match="warmup must be >= 0, got -1; repeats must be >= 1"):
+        DeviceProfile("x", repeats=0, warmup=-1)
+    ok = DeviceProfile("gpu1", torch_device="cuda:1", threads=2)
+    assert profile_problems(ok) == []

@@ -5,6 +5,7 @@ reproduce the supernet, and a second run that resumes without repeating any work
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from pathlib import Path
@@ -211,3 +212,42 @@ def test_a_job_reusing_a_trained_supernet_skips_training_and_respects_bounds(
         assert r.feasible == (r.metrics["flops"] <= 2500)
     front = [r for r in rows if r.genotype in set(sink.pareto["cpu"])]
     assert front and all(r.feasible and r.source == "measured" for r in front)
+
+
+def test_a_paired_device_times_table_and_front_on_one_stored_reference_scale(
+    finished: Any, tmp_path: Path
+) -> None:
+    """A device registered like ``cpu-stable`` (traced TorchScript, thread clock, every run
+    paired with a reference network): the lookup table and the re-measured front are timed
+    against one speed reference, stored once in the cache folder, and agree with each other."""
+    _, _, first = finished
+    device = DeviceInfo(
+        "stable", clock="cpu", runtime="torchscript", paired=True, warmup=2, repeats=6
+    )
+    spec = {
+        **SPEC,
+        "devices": ["stable"],
+        "search": {**SPEC["search"], "algorithm": "random", "budget": 8},
+        "supernet_from": "00000000-0000-0000-0000-000000000001",
+    }
+    js = JobSpec.model_validate(spec)
+    inputs = JobInputs(
+        job_id="paired",
+        spec=js,
+        data=DataRef("digits", js.seed),
+        run_dir=tmp_path / "run",
+        devices=(device,),
+        cache_dir=tmp_path / "cache",
+        supernet_checkpoint=Path(first.checkpoint),
+    )
+    sink = MemorySink()
+    run_pipeline(inputs, sink, LocalEngine())
+    references = list(inputs.cache_dir.glob("reference-stable-*.json"))
+    assert len(references) == 1 and json.loads(references[0].read_text())["nominal_ms"] > 0
+    assert len(list(inputs.cache_dir.glob("latency-stable-*.json"))) == 1
+    front = [r for r in sink.stored_candidates("stable") if r.source == "measured"]
+    assert front
+    for r in front:
+        measured, predicted = r.metrics["latency_ms"], r.predicted["latency_ms"]
+        # Same scale: the table's prediction is the measurement's order of magnitude.
+        assert 0.5 < predicted / measured < 2, (predicted, measured)

@@ -56,7 +56,11 @@ class Engine(Protocol):
     ) -> Path: ...
 
     def measure_latency(
-        self, device: DeviceInfo, checkpoint: Path, archs: Sequence[Mapping[str, int]]
+        self,
+        device: DeviceInfo,
+        checkpoint: Path,
+        archs: Sequence[Mapping[str, int]],
+        cache_dir: Path,
     ) -> list[float]: ...
 
     def export(
@@ -101,9 +105,13 @@ class LocalEngine:
         return tools.latency_table(device, space_spec, cache_dir)
 
     def measure_latency(
-        self, device: DeviceInfo, checkpoint: Path, archs: Sequence[Mapping[str, int]]
+        self,
+        device: DeviceInfo,
+        checkpoint: Path,
+        archs: Sequence[Mapping[str, int]],
+        cache_dir: Path,
     ) -> list[float]:
-        return tools.measure_latency(device, checkpoint, archs)
+        return tools.measure_latency(device, checkpoint, archs, cache_dir)
 
     def export(
         self,

@@ -48,7 +48,9 @@ def measure_stage(
         )
         if todo:
             archs = [c.arch for c in todo]
-            ms = ctx.engine.measure_latency(device, ctx.inputs.checkpoint(), archs)
+            ms = ctx.engine.measure_latency(
+                device, ctx.inputs.checkpoint(), archs, ctx.inputs.cache_dir
+            )
             ctx.check_cancel(every_s=0)
             scores = ctx.engine.evaluate(
                 ctx.inputs.checkpoint(), ctx.inputs.data, archs, ctx.inputs.seed

@@ -21,6 +21,11 @@ class DeviceInfo:
     threads: int = 1
     batch_size: int = 1
     ray_resource: str | None = None
+    warmup: int = 10
+    repeats: int = 50
+    clock: str = "wall"
+    runtime: str = "eager"
+    paired: bool = False
 
 
 @dataclass(frozen=True)

@@ -262,38 +262,40 @@ def _profile(device: DeviceInfo) -> Any:
         torch_device=device.torch_device,
         threads=device.threads,
         batch_size=device.batch_size,
+        warmup=device.warmup,
+        repeats=device.repeats,
+        clock=device.clock,
+        runtime=device.runtime,
+        paired=device.paired,
     )
 
 
+def _meter(device: DeviceInfo, space: SearchSpace, cache_dir: Path) -> Any:
+    """The device's meter for ``space``. A paired device's speed reference is stored in
+    ``cache_dir``, so the lookup table and the re-measured front share one millisecond scale."""
+    from workers.predictors import LatencyMeter
+
+    return LatencyMeter(space, _profile(device), cache_dir=cache_dir)
+
+
 def latency_table(device: DeviceInfo, space_spec: Mapping[str, Any], cache_dir: Path) -> Path:
-    """Build (once per device and space) the per-operation latency table, with its constant
-    fitted on a few whole networks measured on the device; returns the table's path."""
+    """Build (once per device and space) the per-operation latency table, with its scale and
+    constant fitted on a few whole networks measured on the device; returns the table's path."""
     import numpy as np
 
     from search_spaces import get_space
-    from search_spaces.nn import build_static
-    from workers.predictors import LatencyTable, measure_latency
+    from workers.predictors import LatencyTable
     from workers.predictors.latency_table import table_path
 
     space = get_space(**dict(space_spec))
-    profile = _profile(device)
-    path = table_path(cache_dir, space, profile)
+    meter = _meter(device, space, cache_dir)
+    path = table_path(cache_dir, space, meter.profile)
     if path.is_file():
         return path
-    table = LatencyTable.build(space, profile)
+    table = LatencyTable.build(space, meter.profile, meter=meter)
     rng = np.random.default_rng(0)
     archs = [space.min_arch(), space.max_arch(), *(space.sample(rng) for _ in range(3))]
-    measured = []
-    for a in archs:
-        net = build_static(space.spec(), a)
-        stats = measure_latency(
-            net,
-            space.input_shape(a),
-            batch_size=profile.batch_size,
-            threads=profile.threads,
-            device=profile.torch_device,
-        )
-        measured.append(stats.mean_ms)
+    measured = [meter.time_arch(a).mean_ms for a in archs]
     table.fit_constant(archs, measured)
     return table.save(path)
 
@@ -312,23 +314,17 @@ def load_latency_table(
 
 
 def measure_latency(
-    device: DeviceInfo, checkpoint: Path | str, archs: Sequence[Mapping[str, int]]
+    device: DeviceInfo,
+    checkpoint: Path | str,
+    archs: Sequence[Mapping[str, int]],
+    cache_dir: Path | str,
 ) -> list[float]:
     """Real latency (ms, trimmed mean) of each extracted subnet on ``device``."""
-    from workers.predictors import measure_latency as measure
-
     space, net = load_net(checkpoint)
-    out = []
-    for a in archs:
-        stats = measure(
-            net.extract(dict(a)),
-            space.input_shape(a),
-            batch_size=device.batch_size,
-            threads=device.threads,
-            device=device.torch_device,
-        )
-        out.append(float(stats.mean_ms))
-    return out
+    meter = _meter(device, space, Path(cache_dir))
+    with _LOCK:
+        subnets = [net.extract(dict(a)) for a in archs]
+    return [float(meter.time_arch(a, sub).mean_ms) for a, sub in zip(archs, subnets, strict=True)]
 
 
 def recalibrated_subnet(

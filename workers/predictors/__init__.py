@@ -13,6 +13,7 @@ from workers.predictors.latency import (
     LatencyStats,
     get_device,
     measure_latency,
+    profile_problems,
     register_device,
 )
 from workers.predictors.latency_meter import LatencyMeter
@@ -39,6 +40,7 @@ __all__ = [
     "make_predictor",
     "measure_latency",
     "predictor_kinds",
+    "profile_problems",
     "quality_report",
     "register_device",
     "select_accuracy_predictor",

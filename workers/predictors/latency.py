@@ -59,8 +59,14 @@ CLOCKS = ("wall", "cpu")
 
 
 def prepare(module: nn.Module, example: torch.Tensor, runtime: str) -> Callable[..., Any]:
-    """``module`` in eval mode as it will be timed: eager, or traced and frozen TorchScript.
-    A module that already is TorchScript (prepared once, timed many times) is used as it is."""
+    """``module`` in eval mode as it will be timed: eager, or traced TorchScript (what
+    ``workers.export`` ships). A module that already is TorchScript (prepared once, timed many
+    times) is used as it is.
+
+    Not frozen: ``torch.jit.freeze`` turns the weights into graph constants that stay in
+    TorchScript's global class registry after the module is gone (about the network's size,
+    per network: timing 500 networks grew a process by 18 GB), and the exported file is not
+    frozen either."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r} is not known; use one of {RUNTIMES}")
     if isinstance(module, torch.jit.ScriptModule):
@@ -73,7 +79,7 @@ def prepare(module: nn.Module, example: torch.Tensor, runtime: str) -> Callable[
         # download (workers.export), so it is what gets timed. check_trace would run the
         # network twice more (more than half of the cost).
         warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.freeze(torch.jit.trace(module, example, check_trace=False))
+        return torch.jit.trace(module, example, check_trace=False)
 
 
 @dataclass
@@ -175,7 +181,7 @@ def measure_latency(
         if not scripted:
             module.to(dev)
         x = torch.randn(batch_size, *input_shape, device=dev)
-        fn = prepare(module, x, runtime)  # eval mode; traced and frozen for torchscript
+        fn = prepare(module, x, runtime)  # eval mode; traced for torchscript
         for _ in range(warmup):
             fn(x)
             if reference is not None:
@@ -218,6 +224,30 @@ class DeviceProfile:
     clock: str = "wall"
     runtime: str = "eager"
     paired: bool = False  # pair every run with a reference network (speed-normalised)
+
+    def __post_init__(self) -> None:
+        problems = profile_problems(self)
+        if problems:
+            said = "; ".join(f"{name} {reason}" for name, reason in problems)
+            raise ValueError(f"device profile '{self.name}': {said}")
+
+
+def profile_problems(p: DeviceProfile) -> list[tuple[str, str]]:
+    """(field, reason) for every setting of ``p`` that cannot be measured with."""
+    out: list[tuple[str, str]] = []
+    if p.clock not in CLOCKS:
+        out.append(("clock", f"must be one of {list(CLOCKS)}, got {p.clock!r}"))
+    if p.runtime not in RUNTIMES:
+        out.append(("runtime", f"must be one of {list(RUNTIMES)}, got {p.runtime!r}"))
+    if p.torch_device.split(":")[0] not in ("cpu", "cuda"):
+        out.append(("torch_device", f"must be 'cpu' or 'cuda[:N]', got {p.torch_device!r}"))
+    for name, low in (("threads", 1), ("batch_size", 1), ("warmup", 0), ("repeats", 1)):
+        if getattr(p, name) < low:
+            out.append((name, f"must be >= {low}, got {getattr(p, name)}"))
+    if p.clock == "cpu" and (p.torch_device != "cpu" or p.threads != 1):
+        out.append(("clock", "'cpu' times the calling thread: it needs torch_device 'cpu' and "
+                    f"threads 1, got {p.torch_device!r} and {p.threads}"))  # fmt: skip
+    return out
 
 
 _DEVICES: dict[str, DeviceProfile] = {
