@@ -1,19 +1,20 @@
 """Latency predictors against measured latency on this machine's CPU.
 
 Space: small-input MobileNetV3 (1 input channel, 10 classes, resolutions 24/28/32). Device
-profile ``cpu-stable`` by default: 1 thread, batch 1, the traced TorchScript network (what users
-download), timed with the thread's CPU clock and paired run by run with a reference network of
-the space (speed-normalised, see ``workers.predictors.latency``), because on a shared machine
+profile ``cpu-stable`` by default: 1 thread, batch 1, the exported TorchScript network frozen
+for inference, timed with the thread's CPU clock and paired run by run with a reference network
+of the space (speed-normalised, see ``workers.predictors.latency``), because on a shared machine
 the speed drifts more between rounds than latency differs between archs. ``--profile
 cpu-thread`` / ``cpu`` measure the eager network unpaired, with the thread or wall clock. Archs
 are timed in interleaved rounds (every arch of a chunk of 64 once per round, order reshuffled
 each round) so that slow phases spread over many archs instead of hitting a few; an arch's
 latency is the trimmed mean (or the median) over all its rounds.
 
-Two predictors are scored on the held-out archs: the per-unit lookup table (sum of unit rows,
-scale and constant fitted on ``--calibration`` measured networks) and the whole-network
-regressor (fitted on ``--train`` measured networks). Targets: >= 95% of archs within +-10%,
-Kendall tau >= 0.9.
+Three predictors are scored on the held-out archs: the per-unit lookup table (sum of unit
+rows, scale and constant fitted on ``--calibration`` measured networks), the whole-network
+regressor (ridge on unit counts, fitted on ``--train`` measured networks) and the same regressor
+on top of the table (the table's sum fitted to the training networks, the ridge on what it
+misses). Targets: >= 95% of archs within +-10%, Kendall tau >= 0.9.
 
     python -m benchmarks.latency_predictor
 """
@@ -89,6 +90,8 @@ def score(
     lut_pred = table.predict(held)
     reg = LatencyRegressor(space, seed=seed).fit(train, m_train)
     reg_pred = np.asarray(reg.predict(held))
+    backed = LatencyRegressor(space, table=table, seed=seed).fit(train, m_train)
+    backed_pred = np.asarray(backed.predict(held))
     # Repeatability of the measurement itself: the first round against the rest.
     first = np.asarray([agg(v[:repeats]) for v in raw[:n_h]])
     rest = np.asarray([agg(v[repeats:]) for v in raw[:n_h]])
@@ -98,7 +101,9 @@ def score(
         "reports": {
             "lut": calibration_report(lut_pred, m_held),
             "regressor": calibration_report(reg_pred, m_held),
+            "regressor_on_table": calibration_report(backed_pred, m_held),
         },
+        "regressor_on_table_base": list(backed.base),
         "measurement_repeatability": calibration_report(first, rest),
         "held_out_rows": [
             {
@@ -106,8 +111,9 @@ def score(
                 "measured_ms": float(m),
                 "lut_ms": float(lp),
                 "regressor_ms": float(rp),
+                "regressor_on_table_ms": float(bp),
             }
-            for a, m, lp, rp in zip(held, m_held, lut_pred, reg_pred, strict=True)
+            for a, m, lp, rp, bp in zip(held, m_held, lut_pred, reg_pred, backed_pred, strict=True)
         ],
     }
 
@@ -117,7 +123,8 @@ def main() -> None:
     p.add_argument("--held-out", type=int, default=200)
     p.add_argument("--train", type=int, default=300)
     p.add_argument("--calibration", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--lut-passes", type=int, default=3)
     p.add_argument("--width-mult", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="cpu-stable", choices=["cpu", "cpu-thread", "cpu-stable"])
@@ -141,7 +148,9 @@ def main() -> None:
 
     meter = LatencyMeter(space, profile, cache_dir=args.cache_dir)
     t0 = time.perf_counter()
-    table = LatencyTable.build(space, profile, cache_dir=args.cache_dir, meter=meter)
+    table = LatencyTable.build(
+        space, profile, cache_dir=args.cache_dir, meter=meter, passes=args.lut_passes
+    )
     lut_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     raw = timed_interleaved(meter, archs, args.rounds, args.seed)
@@ -163,6 +172,8 @@ def main() -> None:
             "repeats_per_round": profile.repeats,
             "reference_nominal_ms": meter.reference.nominal_ms if meter.reference else None,
             "lut_rows": len(table.rows),
+            "lut_passes": args.lut_passes,
+            "lut_call_overhead_ms": table.overhead_ms,
             "lut_build_seconds": lut_seconds,
             "measure_seconds": measure_seconds,
             "unfitted_lut_sum_vs_trimmed_mean": calibration_report(

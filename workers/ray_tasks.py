@@ -40,12 +40,16 @@ def _evaluate_task(
     return tools.evaluate(checkpoint, data, archs, seed)
 
 
-@ray.remote(num_cpus=1, max_retries=1)
+# Latency tasks get a fresh worker process each (max_calls=1): tracing a network for the
+# torchscript runtime leaves about the network's size behind in the process (TorchScript keeps
+# it; neither gc nor clearing its class registry frees it), so a reused worker would grow with
+# every front it measures.
+@ray.remote(num_cpus=1, max_retries=1, max_calls=1)
 def _latency_table_task(device: DeviceInfo, space_spec: dict[str, Any], cache_dir: str) -> str:
     return str(tools.latency_table(device, space_spec, Path(cache_dir)))
 
 
-@ray.remote(num_cpus=1, max_retries=1)
+@ray.remote(num_cpus=1, max_retries=1, max_calls=1)
 def _measure_task(
     device: DeviceInfo, checkpoint: str, archs: list[dict[str, int]], cache_dir: str
 ) -> list[float]:

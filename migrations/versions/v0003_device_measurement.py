@@ -56,9 +56,10 @@ def upgrade() -> None:
                 "batch_size": 1,
                 "ray_resource": None,
                 "description": (
-                    "Any Ray node's CPU, one thread, batch size 1: the traced TorchScript network "
-                    "on the thread's CPU clock, every run paired with a reference network of the "
-                    "space (speed-normalised, repeatable on a shared machine)"
+                    "Any Ray node's CPU, one thread, batch size 1: the exported TorchScript "
+                    "network, frozen, on the thread's CPU clock, every run paired with a "
+                    "reference network of the space (speed-normalised, repeatable on a shared "
+                    "machine)"
                 ),
                 "warmup": 3,
                 "repeats": 8,

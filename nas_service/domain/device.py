@@ -6,8 +6,8 @@ The settings mirror the workers' measurement profile (``workers.predictors.Devic
 - ``warmup``, ``repeats``: untimed runs first, then timed runs (the trimmed mean is reported);
 - ``clock``: ``wall`` (elapsed time) or ``cpu`` (the calling thread's CPU time: on a shared
   machine it leaves out the time the scheduler gives to other processes; CPU, one thread only);
-- ``runtime``: ``eager`` (the PyTorch module) or ``torchscript`` (the traced network that users
-  download);
+- ``runtime``: ``eager`` (the PyTorch module) or ``torchscript`` (the exported network, frozen for
+  inference);
 - ``paired``: pair every timed run with a run of a fixed reference network of the space and scale
   by the ratio, so that the machine's speed drift cancels (speed-normalised latency);
 - ``ray_resource``: the custom Ray resource of the nodes that are (or drive) the device; latency

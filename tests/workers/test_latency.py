@@ -16,6 +16,7 @@ from workers.predictors import (
     LatencyMeter,
     LatencyRegressor,
     LatencyTable,
+    PredictorError,
     calibration_report,
     get_device,
     load_predictor,
@@ -106,14 +107,14 @@ def test_paired_measurement_cancels_speed_drift() -> None:
     assert paired.std_ms < 0.1 * paired.mean_ms
 
 
-def test_torchscript_runtime_times_the_traced_network() -> None:
+def test_torchscript_runtime_times_the_frozen_network() -> None:
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
     x = torch.randn(1, 1, 8, 8)
-    traced = prepare(net, x, "torchscript")
-    assert isinstance(traced, torch.jit.ScriptModule)
-    assert torch.allclose(traced(x), net(x), atol=1e-5)
-    assert prepare(traced, x, "torchscript") is traced  # prepared once, timed many times
-    s = measure_latency(traced, (1, 8, 8), warmup=1, repeats=3, runtime="torchscript")
+    frozen = prepare(net, x, "torchscript")
+    assert isinstance(frozen, torch.jit.ScriptModule)
+    assert torch.allclose(frozen(x), net(x), atol=1e-5)
+    assert prepare(frozen, x, "torchscript") is frozen  # prepared once, timed many times
+    s = measure_latency(frozen, (1, 8, 8), warmup=1, repeats=3, runtime="torchscript")
     assert s.mean_ms > 0 and len(s.raw_ms) == 3
     with pytest.raises(ValueError, match="runtime 'onnx'"):
         measure_latency(net, (1, 8, 8), runtime="onnx")
@@ -171,10 +172,19 @@ def test_table_sums_rows_fits_constant_and_is_cached(tmp_path: Path) -> None:
     table = LatencyTable.build(space, FAST, cache_dir=tmp_path)
     assert set(table.rows) == {u.key for a in covering_archs(space) for u in units_of(space, a)}
     a = space.max_arch()
-    expected = sum(table.rows[u.key]["mean_ms"] for u in units_of(space, a))
+    # Every row is timed in 3 passes and loses one module call, timed per input shape.
+    assert set(table.overhead_ms) == {"64", "8", "16"} and all(
+        0 < v < 1 for v in table.overhead_ms.values()
+    )
+    for u in units_of(space, a):
+        row = table.rows[u.key]
+        assert row["count"] == 3 and row["var_ms2"] >= 0
+        shape = "x".join(map(str, u.input_shape))
+        assert row["overhead_ms"] == table.overhead_ms[shape]
+    expected = sum(
+        table.rows[u.key]["mean_ms"] - table.rows[u.key]["overhead_ms"] for u in units_of(space, a)
+    )
     assert table.sum_ms(a) == pytest.approx(expected)
-    row = next(iter(table.rows.values()))
-    assert row["count"] == 5 and row["var_ms2"] >= 0
     archs = [space.min_arch(), a]
     sums = [table.sum_ms(x) for x in archs]
     scale, const = table.fit_constant(archs, [2 * sums[0] + 0.5, 2 * sums[1] + 0.5])
@@ -183,7 +193,7 @@ def test_table_sums_rows_fits_constant_and_is_cached(tmp_path: Path) -> None:
     path = table.save(tmp_path / "t.json")
     # built once: a second build loads the cached rows instead of timing again
     again = LatencyTable.build(space, FAST, cache_dir=tmp_path)
-    assert again.rows == table.rows
+    assert again.rows == table.rows and again.overhead_ms == table.overhead_ms
     loaded = LatencyTable.load(path)
     assert loaded.predict([a])[0] == pytest.approx(table.predict([a])[0])
     (tmp_path / "bad.json").write_text("{")
@@ -211,6 +221,34 @@ def test_regressor_learns_additive_latency(tmp_path: Path) -> None:
     assert not LatencyRegressor(space).fit(archs[:50], y[:50] / 100).logit  # ms, not accuracy
     loaded = load_predictor(reg.save(tmp_path / "lat.npz"))
     assert np.allclose(loaded.predict(archs[220:]), reg.predict(archs[220:]))
+
+
+def test_a_table_backed_regressor_learns_what_the_table_misses_from_few_archs() -> None:
+    space = get_space("mbv3", num_classes=10, in_channels=1, small_input=True, resolutions=(16, 24))
+    keys = sorted({u.key for a in covering_archs(space) for u in units_of(space, a)})
+    rng = np.random.default_rng(1)
+    cost = {k: float(rng.uniform(0.05, 0.5)) for k in keys}  # the device's true unit costs
+    table = LatencyTable(space, FAST)
+    table.rows = {k: {"mean_ms": c * rng.uniform(0.97, 1.03)} for k, c in cost.items()}
+
+    def device(a: dict[str, int]) -> float:  # in a network: 1.2x the units, 20 us per unit
+        units = units_of(space, a)
+        return 1.2 * sum(cost[u.key] for u in units) + 0.02 * len(units) + 0.3
+
+    archs = [space.sample(rng) for _ in range(240)]
+    y = np.asarray([device(a) for a in archs]) * rng.normal(1.0, 0.01, len(archs))
+    train, held = slice(0, 40), slice(40, None)
+    plain = LatencyRegressor(space).fit(archs[train], y[train])
+    backed = LatencyRegressor(space, table=table).fit(archs[train], y[train])
+    rep_plain = calibration_report(np.asarray(plain.predict(archs[held])), y[held])
+    rep = calibration_report(np.asarray(backed.predict(archs[held])), y[held])
+    assert backed.base[0] == pytest.approx(1.2, abs=0.15)
+    assert rep["within_10pct"] == 1.0 and rep["kendall_tau"] >= 0.9, rep
+    assert rep["kendall_tau"] > rep_plain["kendall_tau"] + 0.1, (rep, rep_plain)
+    mean, std = backed.predict(archs[held], return_std=True)
+    assert np.allclose(mean, backed.predict(archs[held])) and np.all(std == 0)
+    with pytest.raises(PredictorError, match="save its table"):
+        backed.save("never.npz")
 
 
 def test_calibration_report_numbers() -> None:

@@ -217,7 +217,7 @@ def test_a_job_reusing_a_trained_supernet_skips_training_and_respects_bounds(
 def test_a_paired_device_times_table_and_front_on_one_stored_reference_scale(
     finished: Any, tmp_path: Path
 ) -> None:
-    """A device registered like ``cpu-stable`` (traced TorchScript, thread clock, every run
+    """A device registered like ``cpu-stable`` (frozen TorchScript, thread clock, every run
     paired with a reference network): the lookup table and the re-measured front are timed
     against one speed reference, stored once in the cache folder, and agree with each other."""
     _, _, first = finished

@@ -113,7 +113,7 @@ class LatencyMeter:
 
     def prepare(self, arch: Mapping[str, int], module: nn.Module | None = None) -> nn.Module:
         """The network of ``arch`` as the profile times it, prepared once so that it can be timed
-        many times (a traced TorchScript module for a ``torchscript`` profile)."""
+        many times (a frozen TorchScript module for a ``torchscript`` profile)."""
         module = self._network(arch, module)
         p = self.profile
         module.to(p.torch_device)

@@ -1,12 +1,17 @@
 """Per-operation latency lookup table and the whole-network latency regressor.
 
-The table times every distinct unit of the space (``latency_units``) once on the device and
-stores mean, variance and count per key; it is cached as JSON per (device profile, space spec)
-so it is built once. A network's latency is ``scale * sum of its units' rows + constant``, both
-fitted by least squares on a few measured whole networks. The constant covers framework overhead
-between units; the scale covers what timing a unit alone misses: run in a loop, a unit keeps its
-weights in cache, inside a network it does not (on this project's CPU the whole network took
-1.5-2x the sum of its rows). With a single measured network only the constant is fitted.
+The table times every distinct unit of the space (``latency_units``) on the device in
+``passes`` interleaved passes (3 by default: every unit once per pass, so a slow phase of the
+machine is spread over many rows) and stores mean, variance and count per key; it is cached as
+JSON per (device profile, space spec) so it is built once. Timing a unit alone also times one
+call of a module, which the network pays once, not once per unit: that call overhead is timed
+per input shape (an identity module) and taken off every row (with the frozen TorchScript
+runtime it is ~35-50 us per call, ~1% of a small network per unit, and networks of the space
+differ by up to 10 units). A network's latency is ``scale * sum of its units' rows + constant``,
+both fitted by least squares on a few measured whole networks: the constant covers the one call
+and the framework's work between units, the scale what timing a unit alone misses (run in a
+loop, a unit keeps its weights in cache; inside a network it does not). With a single measured
+network only the constant is fitted.
 
 The regressor learns whole-network latency from measured archs: ridge on how often each unit
 key occurs in the network (plus MACs and parameters), i.e. a lookup table learned from
@@ -24,7 +29,7 @@ import numpy as np
 
 from search_spaces import get_space
 from search_spaces.base import SearchSpace
-from workers.predictors.base import register
+from workers.predictors.base import PredictorError, register
 from workers.predictors.latency import DeviceProfile, get_device
 from workers.predictors.latency_meter import LatencyMeter, cache_key, write_json_atomic
 from workers.predictors.latency_units import Unit, covering_archs, units_of
@@ -32,6 +37,10 @@ from workers.predictors.linear import RidgePredictor
 from workers.predictors.quality import quality_report
 
 Archs = Sequence[Mapping[str, int]]
+
+
+def _shape_key(shape: Sequence[int]) -> str:
+    return "x".join(str(int(d)) for d in shape)
 
 
 def table_path(cache_dir: str | Path, space: SearchSpace, profile: DeviceProfile) -> Path:
@@ -47,6 +56,8 @@ class LatencyTable:
         self.profile = profile
         self._meter = meter
         self.rows: dict[str, dict[str, float]] = {}
+        # Call overhead (ms) per input shape ("1x28x28"), taken off every row of that shape.
+        self.overhead_ms: dict[str, float] = {}
         self.constant_ms = 0.0
         self.scale = 1.0
 
@@ -59,8 +70,10 @@ class LatencyTable:
         *,
         cache_dir: str | Path | None = None,
         meter: LatencyMeter | None = None,
+        passes: int = 3,
     ) -> LatencyTable:
-        """Load the cached table of (device, space) or time every unit of the space."""
+        """Load the cached table of (device, space) or time every unit of the space, in
+        ``passes`` interleaved passes."""
         profile = get_device(device) if isinstance(device, str) else device
         meter = meter or LatencyMeter(space, profile, cache_dir=cache_dir)
         if cache_dir is not None:
@@ -70,7 +83,7 @@ class LatencyTable:
                 table._meter = meter
                 return table
         table = cls(space, profile, meter)
-        table.ensure(covering_archs(space))
+        table.ensure(covering_archs(space), passes=passes)
         if cache_dir is not None:
             table.save(table_path(cache_dir, space, profile))
         return table
@@ -81,31 +94,52 @@ class LatencyTable:
             self._meter = LatencyMeter(self.space, self.profile)
         return self._meter
 
-    def _time(self, unit: Unit) -> None:
-        stats = self.meter.time(unit.build(), unit.input_shape)
-        self.rows[unit.key] = {
-            "mean_ms": stats.mean_ms,
-            "var_ms2": stats.std_ms**2,
-            "count": float(stats.repeats),
-        }
+    def _time(self, units: Sequence[Unit], passes: int = 1) -> None:
+        """Time ``units`` in ``passes`` passes (every unit once per pass) and store their rows;
+        the call overhead of each new input shape is timed in the same passes."""
+        from torch import nn
 
-    def ensure(self, archs: Any) -> int:
+        shapes = {_shape_key(u.input_shape): u.input_shape for u in units}
+        shapes = {k: v for k, v in shapes.items() if k not in self.overhead_ms}
+        means: dict[str, list[float]] = {u.key: [] for u in units}
+        calls: dict[str, list[float]] = {k: [] for k in shapes}
+        for _ in range(passes):
+            for k, shape in shapes.items():
+                calls[k].append(self.meter.time(nn.Identity(), shape).mean_ms)
+            for u in units:
+                means[u.key].append(self.meter.time(u.build(), u.input_shape).mean_ms)
+        for k, v in calls.items():
+            self.overhead_ms[k] = float(np.median(v))
+        for u in units:
+            t = np.asarray(means[u.key])
+            self.rows[u.key] = {
+                "mean_ms": float(t.mean()),
+                "var_ms2": float(t.var()),
+                "count": float(len(t)),
+                "overhead_ms": self.overhead_ms[_shape_key(u.input_shape)],
+            }
+
+    def ensure(self, archs: Any, passes: int = 1) -> int:
         """Time the units of ``archs`` that have no row yet; returns how many were timed."""
-        timed = 0
+        todo: dict[str, Unit] = {}
         for a in archs:
             for u in units_of(self.space, a):
                 if u.key not in self.rows:
-                    self._time(u)
-                    timed += 1
-        return timed
+                    todo.setdefault(u.key, u)
+        if todo:
+            self._time(list(todo.values()), passes)
+        return len(todo)
 
     # ----- prediction -----------------------------------------------------------------------
     def sum_ms(self, arch: Mapping[str, int]) -> float:
+        units = units_of(self.space, arch)
+        missing = [u for u in units if u.key not in self.rows]
+        if missing:
+            self._time(missing)  # units outside the covering set: time them now, once
         total = 0.0
-        for u in units_of(self.space, arch):
-            if u.key not in self.rows:
-                self._time(u)  # a unit outside the covering set: time it now, once
-            total += self.rows[u.key]["mean_ms"]
+        for u in units:
+            row = self.rows[u.key]
+            total += row["mean_ms"] - row.get("overhead_ms", 0.0)
         return total
 
     def predict(self, archs: Archs) -> np.ndarray:
@@ -136,6 +170,7 @@ class LatencyTable:
             "constant_ms": self.constant_ms,
             "scale": self.scale,
             "rows": self.rows,
+            "overhead_ms": self.overhead_ms,
         }
         write_json_atomic(p, doc, indent=1, sort_keys=True)
         return p
@@ -149,6 +184,7 @@ class LatencyTable:
             table.constant_ms = float(doc["constant_ms"])
             table.scale = float(doc.get("scale", 1.0))
             table.rows = {k: {f: float(v) for f, v in r.items()} for k, r in doc["rows"].items()}
+            table.overhead_ms = {k: float(v) for k, v in doc.get("overhead_ms", {}).items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"latency table {p} cannot be read: {exc}") from exc
         return table
@@ -183,14 +219,54 @@ class UnitCounts:
 
 @register
 class LatencyRegressor(RidgePredictor):
-    """Whole-network latency (ms) from unit counts, fitted on measured archs."""
+    """Whole-network latency (ms), fitted on measured archs: ridge on unit counts (plus MACs and
+    parameters). Given a lookup ``table``, the table's sum is fitted to the same archs first
+    (``scale * sum + constant``, least squares) and the ridge learns only what the table gets
+    wrong: the table carries the additive part, timed with many runs per row, and the few
+    hundred noisy whole-network timings go into corrections instead of into every unit's cost.
+    A table-backed regressor is not saved: its table is (``LatencyTable.save``)."""
 
     kind = "latency_ridge"
 
-    def __init__(self, space: SearchSpace, **kw: Any):
+    def __init__(self, space: SearchSpace, table: LatencyTable | None = None, **kw: Any):
         kw.setdefault("target", "identity")  # milliseconds, even when all below 1
         super().__init__(space, **kw)
         self.featurize = UnitCounts(space)  # type: ignore[assignment]
+        self.table = table
+        self.base = (0.0, 0.0)  # (scale, constant) on the table's sum
+
+    def _base(self, archs: Archs) -> np.ndarray:
+        if self.table is None:
+            return np.zeros(len(archs))
+        sums = np.asarray([self.table.sum_ms(a) for a in archs])
+        return self.base[0] * sums + self.base[1]
+
+    def fit(self, archs: Archs, y: Sequence[float] | np.ndarray) -> LatencyRegressor:
+        t = np.asarray(y, dtype=float).reshape(-1)
+        if self.table is not None and len(archs) == t.size and t.size >= 2:
+            sums = np.asarray([self.table.sum_ms(a) for a in archs])
+            design = np.c_[sums, np.ones_like(sums)]
+            scale, const = np.linalg.lstsq(design, t, rcond=None)[0]
+            self.base = (float(scale), float(const))
+            t = t - self._base(archs)
+        super().fit(archs, t)
+        return self
+
+    def predict(
+        self, archs: Archs, return_std: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        out = super().predict(archs, return_std)
+        base = self._base(archs)
+        if isinstance(out, tuple):
+            return out[0] + base, out[1]
+        return out + base
+
+    def save(self, path: str | Path) -> Path:
+        if self.table is not None:
+            raise PredictorError(
+                "a table-backed latency regressor is not saved; save its table and refit"
+            )
+        return super().save(path)
 
 
 def calibration_report(
