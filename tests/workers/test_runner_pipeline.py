@@ -180,26 +180,35 @@ def test_cancel_stops_training_within_seconds(tmp_path: Path) -> None:
     assert not sink.candidates
 
 
+def reusing_inputs(
+    tmp: Path, checkpoint: str, search: dict[str, Any], device: DeviceInfo
+) -> JobInputs:
+    """A job on ``device`` that searches the supernet trained by the ``finished`` job."""
+    spec = {
+        **SPEC,
+        "devices": [device.name],
+        "search": search,
+        "supernet_from": "00000000-0000-0000-0000-000000000001",
+    }
+    js = JobSpec.model_validate(spec)
+    return JobInputs(
+        job_id=f"reuse-{device.name}",
+        spec=js,
+        data=DataRef("digits", js.seed),
+        run_dir=tmp / "run",
+        devices=(device,),
+        cache_dir=tmp / "cache",
+        supernet_checkpoint=Path(checkpoint),
+    )
+
+
 def test_a_job_reusing_a_trained_supernet_skips_training_and_respects_bounds(
     finished: Any, tmp_path: Path
 ) -> None:
     _, _, first = finished
     objectives = [{"name": "accuracy"}, {"name": "flops", "bound": 2500}]
-    spec = {
-        **SPEC,
-        "search": {"algorithm": "random", "budget": 10, "objectives": objectives},
-        "supernet_from": "00000000-0000-0000-0000-000000000001",
-    }
-    js = JobSpec.model_validate(spec)
-    inputs = JobInputs(
-        job_id="reuse",
-        spec=js,
-        data=DataRef("digits", js.seed),
-        run_dir=tmp_path / "run",
-        devices=(DeviceInfo("cpu"),),
-        cache_dir=tmp_path / "cache",
-        supernet_checkpoint=Path(first.checkpoint),
-    )
+    search = {"algorithm": "random", "budget": 10, "objectives": objectives}
+    inputs = reusing_inputs(tmp_path, first.checkpoint, search, DeviceInfo("cpu"))
     sink = MemorySink()
     result = run_pipeline(inputs, sink, LocalEngine())
     assert result.checkpoint == first.checkpoint
@@ -224,22 +233,8 @@ def test_a_paired_device_times_table_and_front_on_one_stored_reference_scale(
     device = DeviceInfo(
         "stable", clock="cpu", runtime="torchscript", paired=True, warmup=2, repeats=6
     )
-    spec = {
-        **SPEC,
-        "devices": ["stable"],
-        "search": {**SPEC["search"], "algorithm": "random", "budget": 8},
-        "supernet_from": "00000000-0000-0000-0000-000000000001",
-    }
-    js = JobSpec.model_validate(spec)
-    inputs = JobInputs(
-        job_id="paired",
-        spec=js,
-        data=DataRef("digits", js.seed),
-        run_dir=tmp_path / "run",
-        devices=(device,),
-        cache_dir=tmp_path / "cache",
-        supernet_checkpoint=Path(first.checkpoint),
-    )
+    search = {**SPEC["search"], "algorithm": "random", "budget": 8}
+    inputs = reusing_inputs(tmp_path, first.checkpoint, search, device)
     sink = MemorySink()
     run_pipeline(inputs, sink, LocalEngine())
     references = list(inputs.cache_dir.glob("reference-stable-*.json"))
