@@ -142,10 +142,16 @@ def front_table(front: dict[str, Any], job: dict[str, Any] | None = None) -> str
         return "(the front is empty so far)"
     names = _objective_names(front, job)
     extra = [n for n in _OBJECTIVES if n not in names]
-    header = ["id", *names, *extra, "source", "arch"]
+    # A job with several devices has one front per device: say which point is whose.
+    devices = sorted({str(c["device"]) for c in points if c.get("device") is not None})
+    by_device = len(devices) > 1
+    if by_device:
+        points = sorted(points, key=lambda c: str(c.get("device", "")))
+    header = ["id", *(["device"] if by_device else []), *names, *extra, "source", "arch"]
     rows = [
         [
             str(c.get("id", "")),
+            *([str(c.get("device", ""))] if by_device else []),
             *[_fmt(_value(c, n)) for n in names + extra],
             str(c.get("source", "")) + ("" if c.get("feasible", True) else " (infeasible)"),
             str(c.get("arch_short", ""))[:48],

@@ -129,3 +129,18 @@ def test_parser_reads_url_and_key_from_the_environment(monkeypatch: pytest.Monke
     assert args.url == "http://other:1" and args.migrate is False
     with pytest.raises(SystemExit):
         build_parser().parse_args(["download", "1", "--format", "pickle"])
+
+
+def test_front_table_names_the_device_when_a_job_has_several() -> None:
+    front = {
+        "front": [
+            {"id": 7, "device": "cpu-stable", "accuracy": 0.97, "latency_ms": 0.02},
+            {"id": 2, "device": "cpu", "accuracy": 0.95, "latency_ms": 0.06},
+            {"id": 9, "device": "cpu", "accuracy": 0.98, "latency_ms": 0.14},
+        ]
+    }
+    lines = front_table(front).splitlines()
+    assert lines[0].split()[:2] == ["id", "device"]
+    assert [ln.split()[:2] for ln in lines[2:]] == [["2", "cpu"], ["9", "cpu"], ["7", "cpu-stable"]]
+    single = front_table({"front": [{"id": 1, "device": "cpu", "accuracy": 0.9}]})
+    assert "device" not in single.splitlines()[0]
