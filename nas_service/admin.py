@@ -15,6 +15,7 @@ import sys
 
 from nas_service.db import Database, migrate
 from nas_service.domain import DomainError
+from nas_service.domain.device import DeviceSpec
 from nas_service.services import devices, keys
 from nas_service.settings import Settings
 
@@ -56,8 +57,7 @@ DEVICE_HELP = """Register a latency target. Examples:
   add-device pixel7 --ray-resource device:pixel7 --threads 4 --runtime torchscript
   add-device shared-cpu --clock cpu --runtime torchscript --paired --warmup 3 --repeats 8
 """
-DEVICE_FIELDS = ("torch_device", "threads", "batch_size", "warmup", "repeats", "clock",
-                 "runtime", "paired", "ray_resource", "description")  # fmt: skip
+DEVICE_FIELDS = [f for f in DeviceSpec.model_fields if f != "name"]  # one option each
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:

@@ -171,16 +171,19 @@ def winding_down_job(job_id: str, blob: dict[str, Any], worker_id: str) -> str:
     return "cancelled"
 
 
+def fast_dispatcher(store: Database, base: Settings, job_fn: Any) -> tuple[str, Dispatcher]:
+    """A submitted job and a dispatcher polling every 50 ms with 100 ms heartbeats."""
+    fast = base.model_copy(update={"heartbeat_interval_s": 0.1})
+    jid = submit(store, owner(store))
+    return jid, Dispatcher(fast, config=DispatcherConfig(poll_s=0.05), worker_id="w", job_fn=job_fn)
+
+
 def test_a_task_winding_down_after_ending_its_job_is_collected_not_killed(
     ray_local: None,  # noqa: F811
     db: Database,  # noqa: F811
     settings: Settings,  # noqa: F811
 ) -> None:
-    fast = settings.model_copy(update={"heartbeat_interval_s": 0.1})
-    jid = submit(db, owner(db))
-    d = Dispatcher(
-        fast, config=DispatcherConfig(poll_s=0.05), worker_id="w", job_fn=winding_down_job
-    )
+    jid, d = fast_dispatcher(db, settings, winding_down_job)
     thread = threading.Thread(target=d.run, kwargs={"until": lambda: jid in d.outcomes})
     thread.start()
     try:
@@ -198,9 +201,7 @@ def test_a_task_whose_job_was_taken_away_is_stopped_and_recorded_lost(
     db: Database,  # noqa: F811
     settings: Settings,  # noqa: F811
 ) -> None:
-    fast = settings.model_copy(update={"heartbeat_interval_s": 0.1})
-    jid = submit(db, owner(db))
-    d = Dispatcher(fast, config=DispatcherConfig(poll_s=0.05), worker_id="w", job_fn=endless_job)
+    jid, d = fast_dispatcher(db, settings, endless_job)
     thread = threading.Thread(target=d.run)
     thread.start()
     try:

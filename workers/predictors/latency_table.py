@@ -116,7 +116,6 @@ class LatencyTable:
                 "mean_ms": float(t.mean()),
                 "var_ms2": float(t.var()),
                 "count": float(len(t)),
-                "overhead_ms": self.overhead_ms[_shape_key(u.input_shape)],
             }
 
     def ensure(self, archs: Any, passes: int = 1) -> int:
@@ -138,8 +137,8 @@ class LatencyTable:
             self._time(missing)  # units outside the covering set: time them now, once
         total = 0.0
         for u in units:
-            row = self.rows[u.key]
-            total += row["mean_ms"] - row.get("overhead_ms", 0.0)
+            call = self.overhead_ms.get(_shape_key(u.input_shape), 0.0)
+            total += self.rows[u.key]["mean_ms"] - call
         return total
 
     def predict(self, archs: Archs) -> np.ndarray:
