@@ -123,7 +123,7 @@ def main() -> None:
     p.add_argument("--held-out", type=int, default=200)
     p.add_argument("--train", type=int, default=300)
     p.add_argument("--calibration", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--lut-passes", type=int, default=3)
     p.add_argument("--width-mult", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
