@@ -31,6 +31,10 @@ def test_a_bad_form_shows_the_api_messages_next_to_the_fields(
     sign_in(page, key)
     page.click("a[href='#/new']")
     page.wait_for_selector("#job-form")
+    # The registered devices are listed under the devices field.
+    page.wait_for_function(
+        "document.querySelector('#device-hint').textContent === 'registered: cpu, cpu-stable'"
+    )
     page.fill("[data-field='search.budget']", "0")
     page.fill("[data-field='search.objectives[1].bound']", "-5")
     with page.expect_request(

@@ -108,6 +108,7 @@ export function renderForm(view) {
   const algorithm = select(["evolution", "random", "bayesian", "linas"], "evolution");
   const budget = h("input", { type: "text", inputmode: "numeric", value: "40" });
   const devices = h("input", { type: "text", value: "cpu" });
+  const deviceHint = h("span", { id: "device-hint" }, "registered: cpu");
   const seed = h("input", { type: "text", inputmode: "numeric", value: "0" });
   const supernetFrom = h("input", { type: "text", placeholder: "job id (optional)" });
   const objectives = h("div", { id: "objectives" });
@@ -133,10 +134,15 @@ export function renderForm(view) {
       field("Reuse supernet of job", "supernet_from", supernetFrom)),
     h("h2", {}, "Search"),
     h("div", { class: "row" }, field("Algorithm", "search.algorithm", algorithm),
-      field("Budget", "search.budget", budget), field("Devices (comma separated)", "devices", devices)),
+      field("Budget", "search.budget", budget),
+      field("Devices (comma separated)", "devices", devices, deviceHint)),
     h("div", { class: "field-error", "data-error-for": "search.objectives" }),
     objectives, add, h("hr"), submit);
 
+  get("/devices").then((page) => {
+    const names = itemsOf(page).map((d) => d.name).filter(Boolean);
+    if (names.length) deviceHint.textContent = `registered: ${names.join(", ")}`;
+  }).catch(() => {});
   get("/search-spaces").then((page) => {
     const ids = itemsOf(page).map((s) => s.id || s.name).filter(Boolean);
     if (ids.length) space.replaceChildren(...ids.map((id) => h("option", { value: id, selected: id === "mlp" }, id)));
