@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from argparse import SUPPRESS
 
 from nas_service.db import Database, migrate
 from nas_service.domain import DomainError
@@ -36,16 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("name")
-    d.add_argument("--torch-device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    d.add_argument("--threads", type=int, default=1)
-    d.add_argument("--batch-size", type=int, default=1)
-    d.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
-    d.add_argument("--repeats", type=int, default=50, help="timed runs (default 50)")
-    d.add_argument("--clock", default="wall", help="wall or cpu (default wall)")
-    d.add_argument("--runtime", default="eager", help="eager or torchscript (default eager)")
-    d.add_argument("--paired", action="store_true", help="speed-normalise against a reference")
-    d.add_argument("--ray-resource", default=None, help="measure only on nodes with it")
-    d.add_argument("--description", default="")
+
+    # Options left out take DeviceSpec's defaults, which the help shows.
+    def opt(flag: str, help: str, **kw: object) -> None:
+        default = DeviceSpec.model_fields[flag.strip("-").replace("-", "_")].default
+        d.add_argument(flag, default=SUPPRESS, help=f"{help} (default {default})", **kw)  # type: ignore[arg-type]
+
+    opt("--torch-device", "cpu, cuda or cuda:N")
+    opt("--threads", "intra-op threads", type=int)
+    opt("--batch-size", "inputs per timed run", type=int)
+    opt("--warmup", "untimed runs first", type=int)
+    opt("--repeats", "timed runs", type=int)
+    opt("--clock", "wall or cpu")
+    opt("--runtime", "eager or torchscript")
+    opt("--paired", "speed-normalise every run against a reference network", action="store_true")
+    opt("--ray-resource", "measure only on nodes with this Ray resource")
+    opt("--description", "free text")
     sub.add_parser("list-devices", help="list the registered devices and their settings")
     rd = sub.add_parser("remove-device", help="remove a device no active job targets")
     rd.add_argument("--name", required=True)
@@ -84,9 +91,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
             keys.revoke_key(db, args.name)
             print(f"revoked key '{args.name}'", file=sys.stderr)
         elif args.command == "add-device":
-            dev = devices.register_device(
-                db, name=args.name, **{k: getattr(args, k) for k in DEVICE_FIELDS}
-            )
+            given = {k: getattr(args, k) for k in DEVICE_FIELDS if hasattr(args, k)}
+            dev = devices.register_device(db, name=args.name, **given)
             print(f"device '{dev.name}' registered", file=sys.stderr)
         elif args.command == "list-devices":
             for dev in devices.list_devices(db):

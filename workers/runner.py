@@ -11,6 +11,7 @@ import logging
 import traceback
 import uuid
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +71,9 @@ def resolve_inputs(db: Database, settings: Settings, job_id: uuid.UUID) -> tuple
             if row is None:
                 devices.append(DeviceInfo(name=name))
             else:
+                # Every DeviceInfo field is a column of the devices table.
                 devices.append(
-                    DeviceInfo(
-                        name=row.name,
-                        torch_device=row.torch_device,
-                        threads=row.threads,
-                        batch_size=row.batch_size,
-                        ray_resource=row.ray_resource,
-                        warmup=row.warmup,
-                        repeats=row.repeats,
-                        clock=row.clock,
-                        runtime=row.runtime,
-                        paired=row.paired,
-                    )
+                    DeviceInfo(**{f.name: getattr(row, f.name) for f in fields(DeviceInfo)})
                 )
         checkpoint: Path | None = None
         if spec.supernet_from is not None:

@@ -247,7 +247,7 @@ class LatencyRegressor(RidgePredictor):
             design = np.c_[sums, np.ones_like(sums)]
             scale, const = np.linalg.lstsq(design, t, rcond=None)[0]
             self.base = (float(scale), float(const))
-            t = t - self._base(archs)
+            t = t - (self.base[0] * sums + self.base[1])
         super().fit(archs, t)
         return self
 
