@@ -114,10 +114,13 @@ class LatencyMeter:
     def prepare(self, arch: Mapping[str, int], module: nn.Module | None = None) -> nn.Module:
         """The network of ``arch`` as the profile times it, prepared once so that it can be timed
         many times (a frozen TorchScript module for a ``torchscript`` profile)."""
-        module = self._network(arch, module)
+        return self.prepare_module(self._network(arch, module), self.space.input_shape(arch))
+
+    def prepare_module(self, module: nn.Module, input_shape: Sequence[int]) -> nn.Module:
+        """Any module (a lookup-table unit) prepared once for inputs of ``input_shape``."""
         p = self.profile
         module.to(p.torch_device)
-        example = torch.randn(p.batch_size, *self.space.input_shape(arch), device=p.torch_device)
+        example = torch.randn(p.batch_size, *input_shape, device=p.torch_device)
         prepared = prepare(module, example, p.runtime)
         assert isinstance(prepared, nn.Module)
         return prepared

@@ -101,13 +101,17 @@ class LatencyTable:
 
         shapes = {_shape_key(u.input_shape): u.input_shape for u in units}
         shapes = {k: v for k, v in shapes.items() if k not in self.overhead_ms}
+        # Each module is built and prepared (traced and frozen for TorchScript) once, then
+        # timed once per pass.
+        identities = {k: self.meter.prepare_module(nn.Identity(), v) for k, v in shapes.items()}
+        modules = {u.key: self.meter.prepare_module(u.build(), u.input_shape) for u in units}
         means: dict[str, list[float]] = {u.key: [] for u in units}
         calls: dict[str, list[float]] = {k: [] for k in shapes}
         for _ in range(passes):
             for k, shape in shapes.items():
-                calls[k].append(self.meter.time(nn.Identity(), shape).mean_ms)
+                calls[k].append(self.meter.time(identities[k], shape).mean_ms)
             for u in units:
-                means[u.key].append(self.meter.time(u.build(), u.input_shape).mean_ms)
+                means[u.key].append(self.meter.time(modules[u.key], u.input_shape).mean_ms)
         for k, v in calls.items():
             self.overhead_ms[k] = float(np.median(v))
         for u in units:
