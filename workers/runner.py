@@ -100,6 +100,10 @@ def _supernet_of(settings: Settings, job_id: uuid.UUID, uri: str | None) -> Path
     return path
 
 
+# The loader option that names an uploaded dataset's stored file, per upload format.
+FILE_OPTION = {"npz": "path", "image-folder": "root"}
+
+
 def _data_ref(s: Any, spec: JobSpec, run_dir: Path) -> DataRef:
     ref = spec.dataset
     if ref.name is not None:
@@ -114,7 +118,7 @@ def _data_ref(s: Any, spec: JobSpec, run_dir: Path) -> DataRef:
     path = Path(art.uri)
     if ds.format == "image-folder" and path.is_file() and zipfile.is_zipfile(path):
         path = _extract_zip(path, run_dir / "dataset")
-    return DataRef(ds.format, spec.seed, {**dict(ref.options), "path": str(path)})
+    return DataRef(ds.format, spec.seed, {**dict(ref.options), FILE_OPTION[ds.format]: str(path)})
 
 
 def run_job(

@@ -19,6 +19,7 @@ from nas_service.domain import (
     TooManyJobs,
     ValidationFailed,
 )
+from nas_service.domain.dataset_options import dataset_option_errors
 from nas_service.services.pagination import decode_cursor, encode_cursor
 from nas_service.services.spaces import build_space
 from nas_service.settings import Settings
@@ -61,8 +62,12 @@ def validate_spec(s: Session, settings: Settings, owner_id: int, spec: JobSpec) 
         ds = arts.get_dataset(s, spec.dataset.id, owner_id)
         if ds is None:
             errors.append(FieldError("dataset.id", f"no dataset {spec.dataset.id} for this key"))
-        elif space is not None:
-            errors.extend(_dataset_fits_space(ds.info, space.spec()))
+        else:
+            errors.extend(dataset_option_errors(ds.format, dict(spec.dataset.options)))
+            if space is not None:
+                errors.extend(_dataset_fits_space(ds.info, space.spec()))
+    elif spec.dataset.name is not None:
+        errors.extend(dataset_option_errors(spec.dataset.name, dict(spec.dataset.options)))
 
     if space is not None:
         errors.extend(_impossible_bounds(spec, space))

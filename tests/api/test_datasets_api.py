@@ -76,6 +76,36 @@ def test_image_folder_zip(api: Api) -> None:
     assert (ds["name"], ds["format"]) == ("pets", "image-folder")
     assert ds["info"]["classes"] == ["cat", "dog"] and ds["info"]["class_counts"] == [2, 1]
     assert ds["info"]["image_sizes"] == [[6, 5]]
+    # Loader options are checked against the dataset's format when a job is submitted; the
+    # stored file is the service's choice, never an option.
+    mbv3 = {
+        "id": "mbv3",
+        "options": {"num_classes": 2, "in_channels": 1, "small_input": True, "resolutions": [16]},
+    }
+    one_objective = {"search.objectives": [{"name": "accuracy"}]}
+
+    def submit(options: dict[str, Any]) -> Any:
+        body = spec(dataset={"id": ds["id"], "options": options}, space=mbv3, **one_objective)
+        return api.post("/api/v1/jobs", json=body)
+
+    bad = submit({"root": "/etc", "size": 2, "grayscale": "maybe"})
+    assert bad.status_code == 422
+    errors = {e["field"]: e["reason"] for e in bad.json()["errors"]}
+    assert set(errors) == {"dataset.options.root", "dataset.options.grayscale"}
+    assert errors["dataset.options.root"] == (
+        "unknown option for image-folder datasets; "
+        "allowed: ['grayscale', 'size', 'test_fraction', 'val_fraction']"
+    )
+    ok = submit({"size": 16, "grayscale": True, "val_fraction": 0.3})
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["spec"]["dataset"]["options"] == {
+        "size": 16,
+        "grayscale": True,
+        "val_fraction": 0.3,
+    }
+    # The size rule is checked once the options' names and types are right.
+    r = submit({"size": 2})
+    assert r.status_code == 422 and "4..512" in r.json()["errors"][0]["reason"]
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,32 @@ def test_submit_then_read(api: Api) -> None:
         ({"seed": -1}, "seed", "greater than or equal to 0"),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
         ({"supernet_from": str(uuid.uuid4())}, "supernet_from", "no job"),
+        (
+            {"dataset.options": {"val_fracton": 0.3}},
+            "dataset.options.val_fracton",
+            "unknown option for digits datasets; allowed: ['test_fraction', 'val_fraction']",
+        ),
+        (
+            {"dataset.options": {"val_fraction": 0}},
+            "dataset.options.val_fraction",
+            "greater than 0",
+        ),
+        ({"dataset.options": {"val_fraction": "lots"}}, "dataset.options.val_fraction", "number"),
+        (
+            {"dataset.options": {"val_fraction": 0.5, "test_fraction": 0.4}},
+            "dataset.options",
+            "must stay below 0.9",
+        ),
+        (
+            {"dataset": {"name": "synthetic", "options": {"n": 100_000, "shape": [3, 256, 256]}}},
+            "dataset.options",
+            "at most 50,000,000",
+        ),
+        (
+            {"dataset": {"name": "synthetic", "options": {"shape": [8, 8]}}},
+            "dataset.options",
+            "must be [D] or [C, H, W]",
+        ),
     ],
 )
 def test_submit_rejects_bad_specs(

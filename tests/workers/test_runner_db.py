@@ -36,6 +36,7 @@ from tests.workers.conftest_ray import (  # noqa: F401
     submit,
     wait_for,
 )
+from workers.data import load_dataset
 from workers.dispatcher import Dispatcher, DispatcherConfig
 from workers.pipeline import DataRef, DeviceInfo, TrainRequest, tools
 from workers.ray_tasks import DEVICE_RESOURCE_SHARE, RayEngine, _latency_table_task, device_options
@@ -150,6 +151,7 @@ def test_inputs_of_a_job_with_an_uploaded_dataset_devices_and_a_reused_supernet(
     inputs, owner_id = resolve_inputs(db, settings, jid)
     assert owner_id == key
     assert inputs.data == DataRef("npz", 0, {"path": str(npz)})
+    assert sum(load_dataset(inputs.data.name, **inputs.data.options).sizes().values()) == 40
     assert inputs.devices == (
         DeviceInfo("phone", torch_device="cpu", threads=2, batch_size=4, ray_resource="phone_link"),
     )
@@ -158,9 +160,12 @@ def test_inputs_of_a_job_with_an_uploaded_dataset_devices_and_a_reused_supernet(
 
     jid = submit(db, key, make_spec(dataset={"id": str(ids["image-folder"])}))
     inputs, _ = resolve_inputs(db, settings, jid)
-    folder = Path(inputs.data.options["path"])
+    folder = Path(inputs.data.options["root"])
     assert inputs.data.name == "image-folder" and folder.name == "pets"
     assert sorted(p.name for p in folder.iterdir()) == ["cat", "dog"]
+    # The loader takes what the runner passes: the job's images are readable.
+    splits = load_dataset(inputs.data.name, **inputs.data.options)
+    assert sum(splits.sizes().values()) == 6 and splits.info["classes"] == ["cat", "dog"]
     assert folder.is_relative_to(inputs.run_dir)
     assert inputs.checkpoint() == inputs.train_dir / "final.pt"
 

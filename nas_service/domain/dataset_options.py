@@ -1,0 +1,121 @@
+"""The options a job may pass to its dataset's loader, checked when the job is submitted.
+
+A job's ``dataset.options`` reach the worker's loader as keyword arguments. Checked here, a
+misspelt option or an impossible split is refused with the field and the reason before anything
+is queued, instead of failing the job after it was claimed. Only the options a user gives are
+checked; the loaders own the defaults (``val_fraction`` 0.15 and ``test_fraction`` 0.2).
+
+The file of an uploaded dataset is chosen by the service, never by an option.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nas_service.domain.errors import FieldError
+
+# At most this many input values in a synthetic dataset (n times the size of one sample):
+# 50 M float32 values, 200 MB.
+MAX_SYNTHETIC_VALUES = 50_000_000
+SYNTHETIC_DEFAULT_N = 600  # the loader's default, for a shape given without n
+
+
+class _Split(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The validation split scores every subnet: it cannot be empty.
+    val_fraction: float | None = Field(default=None, gt=0, lt=0.9)
+    test_fraction: float | None = Field(default=None, ge=0, lt=0.9)
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> _Split:
+        val, test = self.val_fraction, self.test_fraction
+        if val is not None and test is not None and val + test >= 0.9:
+            raise ValueError(
+                f"val_fraction + test_fraction is {val + test:g}: together they must stay "
+                "below 0.9 so that the supernet has training data"
+            )
+        return self
+
+
+class DigitsOptions(_Split):
+    pass
+
+
+class SyntheticOptions(_Split):
+    n: int | None = Field(default=None, ge=8, le=1_000_000)
+    shape: list[int] | None = Field(default=None, min_length=1, max_length=3)
+    classes: int | None = Field(default=None, ge=2, le=1000)
+    noise: float | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _sane_size(self) -> SyntheticOptions:
+        if self.shape is not None:
+            if len(self.shape) == 2 or any(not 1 <= s <= 1024 for s in self.shape):
+                raise ValueError(
+                    f"shape {self.shape} must be [D] or [C, H, W] with sides in 1..1024"
+                )
+            values = (self.n or SYNTHETIC_DEFAULT_N) * int(_prod(self.shape))
+            if values > MAX_SYNTHETIC_VALUES:
+                raise ValueError(
+                    f"n x shape is {values:,} values; at most {MAX_SYNTHETIC_VALUES:,} are allowed"
+                )
+        return self
+
+
+class NpzOptions(_Split):
+    pass
+
+
+class ImageFolderOptions(_Split):
+    size: int | list[int] | None = None
+    grayscale: bool | None = None
+
+    @model_validator(mode="after")
+    def _sane_image_size(self) -> ImageFolderOptions:
+        size = self.size
+        sides = [size] if isinstance(size, int) else size
+        if sides is not None and (
+            len(sides) not in (1, 2) or any(not 4 <= s <= 512 for s in sides)
+        ):
+            raise ValueError(f"size {size} must be one side or [height, width], each in 4..512")
+        return self
+
+
+OPTIONS: dict[str, type[_Split]] = {
+    "digits": DigitsOptions,
+    "synthetic": SyntheticOptions,
+    "npz": NpzOptions,
+    "image-folder": ImageFolderOptions,
+}
+
+
+def _prod(xs: list[int]) -> int:
+    out = 1
+    for x in xs:
+        out *= x
+    return out
+
+
+def dataset_option_errors(kind: str, options: dict[str, Any]) -> list[FieldError]:
+    """The problems with ``options`` for a dataset of ``kind`` (a built-in name or an uploaded
+    dataset's format), one per field, named ``dataset.options.<option>``."""
+    model = OPTIONS.get(kind)
+    if model is None:
+        return [FieldError("dataset", f"no loader options are known for datasets of kind {kind!r}")]
+    try:
+        model.model_validate(options)
+    except ValidationError as exc:
+        out = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            field = f"dataset.options.{loc}" if loc else "dataset.options"
+            reason = e["msg"]
+            if e["type"] == "extra_forbidden":
+                allowed = sorted(model.model_fields)
+                reason = f"unknown option for {kind} datasets; allowed: {allowed}"
+            out.append(FieldError(field, reason))
+        return out
+    return []
