@@ -59,6 +59,18 @@ def test_a_bad_form_shows_the_api_messages_next_to_the_fields(
         assert "invalid" in page.get_attribute(f"[data-field='{field}']", "class")
     screenshot(page, "form.png")
 
+    # Fixed fields lose their messages; a misspelt dataset option is named under the options box.
+    page.fill("[data-field='search.budget']", "40")
+    page.fill("[data-field='search.objectives[1].bound']", "")
+    page.fill("[data-field='dataset.options']", '{"val_fracton": 0.3}')
+    page.click("#submit-job")
+    page.wait_for_selector("[data-error-for='dataset.options']:not(:empty)")
+    assert "unknown option for digits datasets" in page.inner_text(
+        "[data-error-for='dataset.options']"
+    )
+    assert page.inner_text("[data-error-for='search.budget']") == ""
+    assert "invalid" not in (page.get_attribute("[data-field='search.budget']", "class") or "")
+
     # Nothing was created for that key.
     jobs = httpx.get(f"{live_server}/api/v1/jobs", headers={"Authorization": f"Bearer {key}"})
     assert jobs.status_code == 200

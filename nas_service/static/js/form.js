@@ -102,6 +102,7 @@ export function renderForm(view) {
   const spaceOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
   const dataset = select([["digits", "digits"], ["synthetic", "synthetic"]], "digits");
   const datasetId = h("input", { type: "text", placeholder: "uploaded dataset id (optional)" });
+  const datasetOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
   const preset = select(["tiny", "small", "default"], "tiny");
   const epochs = h("input", { type: "text", inputmode: "decimal", value: "1" });
   const sampler = select(["complexity-aware", "uniform"], "complexity-aware");
@@ -127,7 +128,9 @@ export function renderForm(view) {
       field("Space options (JSON)", "space.options", spaceOptions, "e.g. {\"resolutions\": [8]}")),
     h("h2", {}, "Dataset"),
     h("div", { class: "row" }, field("Built-in dataset", "dataset.name", dataset),
-      field("or uploaded dataset id", "dataset.id", datasetId)),
+      field("or uploaded dataset id", "dataset.id", datasetId),
+      field("Dataset options (JSON)", "dataset.options", datasetOptions,
+        "e.g. {\"val_fraction\": 0.25}")),
     h("h2", {}, "Training"),
     h("div", { class: "row" }, field("Preset", "training.preset", preset),
       field("Epochs scale", "training.epochs_scale", epochs), field("Sampler", "training.sampler", sampler),
@@ -151,14 +154,18 @@ export function renderForm(view) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const options = parseJson(spaceOptions.value, {});
-    if (options === undefined) {
-      showErrors(form, [{ field: "space.options", reason: "not valid JSON" }], general);
+    const dataOptions = parseJson(datasetOptions.value, {});
+    const notJson = [[options, "space.options"], [dataOptions, "dataset.options"]]
+      .filter(([v]) => v === undefined).map(([, f]) => ({ field: f, reason: "not valid JSON" }));
+    if (notJson.length) {
+      showErrors(form, notJson, general);
       return;
     }
     const num = (s) => (s.trim() === "" || Number.isNaN(Number(s)) ? s.trim() : Number(s));
     const spec = {
       space: { id: space.value, options },
-      dataset: datasetId.value.trim() ? { id: datasetId.value.trim() } : { name: dataset.value },
+      dataset: { ...(datasetId.value.trim() ? { id: datasetId.value.trim() } : { name: dataset.value }),
+        options: dataOptions },
       training: { preset: preset.value, epochs_scale: num(epochs.value), sampler: sampler.value },
       search: { algorithm: algorithm.value, budget: num(budget.value),
         objectives: [...objectives.children].map((row) => row.read()) },
