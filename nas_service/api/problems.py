@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nas_service.domain import DomainError, Unauthorized, ValidationFailed
+from nas_service.domain.errors import plain_reason
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -85,8 +86,7 @@ def field_path(loc: Sequence[Any]) -> str:
 
 
 def _reason(err: dict[str, Any]) -> str:
-    msg = str(err.get("msg", "invalid"))
-    return msg.removeprefix("Value error, ")
+    return plain_reason(str(err.get("msg", "invalid")))
 
 
 def install(app: FastAPI) -> None:

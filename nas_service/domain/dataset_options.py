@@ -3,26 +3,33 @@
 A job's ``dataset.options`` reach the worker's loader as keyword arguments. Checked here, a
 misspelt option or an impossible split is refused with the field and the reason before anything
 is queued, instead of failing the job after it was claimed. Only the options a user gives are
-checked; the loaders own the defaults (``val_fraction`` 0.15 and ``test_fraction`` 0.2).
+checked; the loaders apply the defaults (``val_fraction`` 0.15 and ``test_fraction`` 0.2), which
+the split rule counts for an option left out.
 
 The file of an uploaded dataset is chosen by the service, never by an option.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from nas_service.domain.errors import FieldError
+from nas_service.domain.errors import FieldError, plain_reason
 
 # At most this many input values in a synthetic dataset (n times the size of one sample):
 # 50 M float32 values, 200 MB.
 MAX_SYNTHETIC_VALUES = 50_000_000
-SYNTHETIC_DEFAULT_N = 600  # the loader's default, for a shape given without n
+# The loaders' defaults (the service may not import the workers; a test keeps them equal).
+SYNTHETIC_DEFAULT_N = 600
+DEFAULT_VAL_FRACTION = 0.15
+DEFAULT_TEST_FRACTION = 0.2
 
 
-class _Split(BaseModel):
+class SplitOptions(BaseModel):
+    """What every loader takes: the shares of the images held out for validation and test."""
+
     model_config = ConfigDict(extra="forbid")
 
     # The validation split scores every subnet: it cannot be empty.
@@ -30,9 +37,10 @@ class _Split(BaseModel):
     test_fraction: float | None = Field(default=None, ge=0, lt=0.9)
 
     @model_validator(mode="after")
-    def _leaves_training_data(self) -> _Split:
-        val, test = self.val_fraction, self.test_fraction
-        if val is not None and test is not None and val + test >= 0.9:
+    def _leaves_training_data(self) -> SplitOptions:
+        val = DEFAULT_VAL_FRACTION if self.val_fraction is None else self.val_fraction
+        test = DEFAULT_TEST_FRACTION if self.test_fraction is None else self.test_fraction
+        if val + test >= 0.9:
             raise ValueError(
                 f"val_fraction + test_fraction is {val + test:g}: together they must stay "
                 "below 0.9 so that the supernet has training data"
@@ -40,11 +48,7 @@ class _Split(BaseModel):
         return self
 
 
-class DigitsOptions(_Split):
-    pass
-
-
-class SyntheticOptions(_Split):
+class SyntheticOptions(SplitOptions):
     n: int | None = Field(default=None, ge=8, le=1_000_000)
     shape: list[int] | None = Field(default=None, min_length=1, max_length=3)
     classes: int | None = Field(default=None, ge=2, le=1000)
@@ -57,7 +61,7 @@ class SyntheticOptions(_Split):
                 raise ValueError(
                     f"shape {self.shape} must be [D] or [C, H, W] with sides in 1..1024"
                 )
-            values = (self.n or SYNTHETIC_DEFAULT_N) * int(_prod(self.shape))
+            values = (self.n or SYNTHETIC_DEFAULT_N) * math.prod(self.shape)
             if values > MAX_SYNTHETIC_VALUES:
                 raise ValueError(
                     f"n x shape is {values:,} values; at most {MAX_SYNTHETIC_VALUES:,} are allowed"
@@ -65,11 +69,7 @@ class SyntheticOptions(_Split):
         return self
 
 
-class NpzOptions(_Split):
-    pass
-
-
-class ImageFolderOptions(_Split):
+class ImageFolderOptions(SplitOptions):
     size: int | list[int] | None = None
     grayscale: bool | None = None
 
@@ -84,19 +84,12 @@ class ImageFolderOptions(_Split):
         return self
 
 
-OPTIONS: dict[str, type[_Split]] = {
-    "digits": DigitsOptions,
+OPTIONS: dict[str, type[SplitOptions]] = {
+    "digits": SplitOptions,
     "synthetic": SyntheticOptions,
-    "npz": NpzOptions,
+    "npz": SplitOptions,
     "image-folder": ImageFolderOptions,
 }
-
-
-def _prod(xs: list[int]) -> int:
-    out = 1
-    for x in xs:
-        out *= x
-    return out
 
 
 def dataset_option_errors(kind: str, options: dict[str, Any]) -> list[FieldError]:
@@ -112,7 +105,7 @@ def dataset_option_errors(kind: str, options: dict[str, Any]) -> list[FieldError
         for e in exc.errors():
             loc = ".".join(str(p) for p in e["loc"])
             field = f"dataset.options.{loc}" if loc else "dataset.options"
-            reason = e["msg"]
+            reason = plain_reason(e["msg"])
             if e["type"] == "extra_forbidden":
                 allowed = sorted(model.model_fields)
                 reason = f"unknown option for {kind} datasets; allowed: {allowed}"

@@ -13,6 +13,11 @@ class FieldError:
     reason: str
 
 
+def plain_reason(msg: str) -> str:
+    """pydantic's message without the "Value error, " it puts before a validator's own words."""
+    return msg.removeprefix("Value error, ")
+
+
 class DomainError(Exception):
     code = "error"
     status = 400

@@ -1,0 +1,62 @@
+"""The service's check of dataset options against the workers' loaders it mirrors."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from nas_service.domain import dataset_options as opts
+from workers.data.builtin import load_digits_dataset, load_synthetic
+from workers.data.files import load_image_folder, load_npz
+from workers.runner import FILE_OPTION
+
+LOADERS: dict[str, Callable[..., Any]] = {
+    "digits": load_digits_dataset,
+    "synthetic": load_synthetic,
+    "npz": load_npz,
+    "image-folder": load_image_folder,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LOADERS))
+def test_each_kind_allows_exactly_what_its_loader_takes(kind: str) -> None:
+    params = inspect.signature(LOADERS[kind]).parameters
+    # The seed is the job's, the stored file the service's: neither is a user option.
+    taken = set(params) - {"seed", FILE_OPTION.get(kind, "")}
+    assert set(opts.OPTIONS[kind].model_fields) == taken
+    assert params["val_fraction"].default == opts.DEFAULT_VAL_FRACTION
+    assert params["test_fraction"].default == opts.DEFAULT_TEST_FRACTION
+    if kind == "synthetic":
+        assert params["n"].default == opts.SYNTHETIC_DEFAULT_N
+
+
+def test_the_split_rule_counts_a_default_for_an_option_left_out() -> None:
+    assert opts.dataset_option_errors("digits", {"val_fraction": 0.65}) == []
+    (err,) = opts.dataset_option_errors("digits", {"val_fraction": 0.75})
+    assert err.field == "dataset.options"
+    assert err.reason.startswith("val_fraction + test_fraction is 0.95")
+    assert opts.dataset_option_errors("digits", {"val_fraction": 0.75, "test_fraction": 0.1}) == []
+
+
+def test_errors_name_each_option() -> None:
+    errors = opts.dataset_option_errors(
+        "synthetic", {"n": 4, "classes": 1, "noise": -1, "colour": "red"}
+    )
+    assert {e.field for e in errors} == {
+        "dataset.options.n",
+        "dataset.options.classes",
+        "dataset.options.noise",
+        "dataset.options.colour",
+    }
+    assert opts.dataset_option_errors("synthetic", {"n": 1000, "shape": [3, 32, 32]}) == []
+    (err,) = opts.dataset_option_errors("image-folder", {"size": [8, 8, 8]})
+    assert "one side or [height, width]" in err.reason
+    assert opts.dataset_option_errors("image-folder", {"size": [16, 24], "grayscale": True}) == []
+    (err,) = opts.dataset_option_errors("parquet", {})
+    assert (err.field, err.reason) == (
+        "dataset",
+        "no loader options are known for datasets of kind 'parquet'",
+    )
