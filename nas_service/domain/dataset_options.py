@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from nas_service.domain.errors import FieldError, plain_reason
+from nas_service.domain.errors import FieldError, field_errors
 
 # At most this many input values in a synthetic dataset (n times the size of one sample):
 # 50 M float32 values, 200 MB.
@@ -101,14 +101,9 @@ def dataset_option_errors(kind: str, options: dict[str, Any]) -> list[FieldError
     try:
         model.model_validate(options)
     except ValidationError as exc:
-        out = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            field = f"dataset.options.{loc}" if loc else "dataset.options"
-            reason = plain_reason(e["msg"])
-            if e["type"] == "extra_forbidden":
-                allowed = sorted(model.model_fields)
-                reason = f"unknown option for {kind} datasets; allowed: {allowed}"
-            out.append(FieldError(field, reason))
-        return out
+        unknown = f"unknown option for {kind} datasets; allowed: {sorted(model.model_fields)}"
+        errors = [
+            {**e, "msg": unknown} if e["type"] == "extra_forbidden" else e for e in exc.errors()
+        ]
+        return field_errors(errors, prefix="dataset.options", whole="dataset.options")
     return []

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from nas_service.domain.errors import FieldError, ValidationFailed, plain_reason
+from nas_service.domain.errors import ValidationFailed, field_errors
 
 DEVICE_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
@@ -55,8 +55,4 @@ class DeviceSpec(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            errors = [
-                FieldError(".".join(str(p) for p in e["loc"]) or "device", plain_reason(e["msg"]))
-                for e in exc.errors()
-            ]
-            raise ValidationFailed(errors) from None
+            raise ValidationFailed(field_errors(exc.errors(), whole="device")) from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,19 @@ class FieldError:
 def plain_reason(msg: str) -> str:
     """pydantic's message without the "Value error, " it puts before a validator's own words."""
     return msg.removeprefix("Value error, ")
+
+
+def field_errors(
+    errors: Iterable[Mapping[str, Any]], *, prefix: str = "", whole: str
+) -> list[FieldError]:
+    """pydantic's errors of one model as field errors: each location joined with dots under
+    ``prefix``; an error of the whole model (a model validator's) is named ``whole``."""
+    out = []
+    for e in errors:
+        loc = ".".join(str(p) for p in e["loc"])
+        field = (f"{prefix}.{loc}" if prefix else loc) if loc else whole
+        out.append(FieldError(field, plain_reason(str(e["msg"]))))
+    return out
 
 
 class DomainError(Exception):
