@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck imports pytest run serve bench clean browsers
+.PHONY: setup test lint typecheck imports pytest run serve clean
 
 setup: $(STAMP)
 
@@ -38,9 +38,6 @@ run: setup
 
 serve: setup
 	$(BIN)/nas serve
-
-bench: setup
-	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

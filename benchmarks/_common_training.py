@@ -1,5 +1,6 @@
 """Helpers shared by the training benchmarks: environment record, JSON output, scratch
-training of a static subnet, and test accuracy of extracted subnets."""
+training of a static subnet, test accuracy of extracted subnets, fixed arch sets, and training
+several sampler variants that share their first (sampler-free) phase."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from torch import nn
 
 from search_spaces import Arch, SearchSpace
 from search_spaces.nn import build_static
-from workers.bn import recalibrate_bn
+from workers.bn import BN_BATCH, calibration_batches, recalibrate_bn
 from workers.data import DatasetSplits
+from workers.training.checkpoint import atomic_save, epoch_checkpoint_path
 from workers.training.config import TrainConfig
 from workers.training.extract import bn_calibration_images
-from workers.training.loop import derive_seed
+from workers.training.loop import TrainResult, derive_seed, train_supernet
 from workers.training.optim import make_optimizer, set_lr, step_lr
-from workers.training.steps import bn_batches
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -74,7 +75,7 @@ def extracted_test_accuracy(
     """BN-recalibrate ``arch`` inside the supernet on training images, extract it as a static
     module and score it on ``split`` (no fine-tuning)."""
     net.set_active(arch)  # type: ignore[operator]
-    recalibrate_bn(net, (net.prepare_input(b) for b in bn_batches(bn_x, 200)))  # type: ignore[operator]
+    recalibrate_bn(net, (net.prepare_input(b) for b in calibration_batches(bn_x, BN_BATCH)))  # type: ignore[operator]
     sub = net.extract(arch)  # type: ignore[operator]
     x, y = data.tensors(split)
     return accuracy(sub, net.prepare_input(x), y)  # type: ignore[operator]
@@ -149,3 +150,55 @@ def spread_archs(
         order = np.argsort(np.abs(flops - target))
         taken.add(int(next(i for i in order if int(i) not in taken)))
     return [archs[i] for i in sorted(taken)]
+
+
+def quantile_archs(space: SearchSpace, n: int, seed: int = 1234, pool: int = 4000) -> list[Arch]:
+    """``n`` archs stratified over the FLOPs quantiles of uniform archs, sorted by FLOPs: the
+    arch nearest to each quantile ``(i + 0.5) / n`` of ``pool`` seeded uniform draws. The
+    smallest and largest archs (trained every step by the sandwich rule) are left out, so the
+    set measures what the sampler decides."""
+    rng = np.random.default_rng(seed)
+    ends = {space.encode(space.min_arch()), space.encode(space.max_arch())}
+    uniq = {space.encode(a): a for a in (space.sample(rng) for _ in range(pool))}
+    archs = sorted((a for g, a in uniq.items() if g not in ends), key=space.flops)
+    idx = np.unique(np.floor((np.arange(n) + 0.5) / n * len(archs)).astype(int))
+    return [archs[i] for i in idx]
+
+
+def train_sharing_first_phase(
+    space: SearchSpace,
+    data: DatasetSplits,
+    configs: dict[str, TrainConfig],
+    seed: int,
+    root: Path,
+) -> dict[str, tuple[TrainResult, float]]:
+    """Train one supernet per config; the configs may differ only in ``sampler``.
+
+    The first phase (the full network, no sampled subnets) does not touch the sampler, so it
+    is trained once, by the first config; every other config resumes from that run's
+    end-of-phase checkpoint, relabelled with its own config. Resuming reproduces an
+    uninterrupted run exactly (tests/workers/test_training.py), so each result equals a run
+    from scratch with its config. Returns ``{name: (result, seconds)}``; the first phase's
+    seconds count in the first config's time only.
+    """
+    names = list(configs)
+    first = configs[names[0]]
+    if first.phases[0].random_subnets or first.phases[0].unlock:
+        raise ValueError("the first phase must train the full network alone to be shared")
+    for name in names[1:]:
+        if configs[name].model_copy(update={"sampler": first.sampler}) != first:
+            raise ValueError(f"config '{name}' differs from '{names[0]}' beyond the sampler")
+    out: dict[str, tuple[TrainResult, float]] = {}
+    t0 = time.perf_counter()
+    res = train_supernet(space, data, first, run_dir=root / names[0], seed=seed)
+    out[names[0]] = (res, time.perf_counter() - t0)
+    shared = epoch_checkpoint_path(root / names[0], 0, first.phases[0].epochs)
+    for name in names[1:]:
+        blob = torch.load(shared, map_location="cpu", weights_only=True)
+        blob["config"] = configs[name].model_dump_json()
+        start = epoch_checkpoint_path(root / name, 0, first.phases[0].epochs)
+        atomic_save(blob, start)
+        t0 = time.perf_counter()
+        res = train_supernet(space, data, configs[name], run_dir=root / name, seed=seed)
+        out[name] = (res, time.perf_counter() - t0)
+    return out

@@ -1,9 +1,10 @@
 """Accuracy predictors: Kendall tau on held-out archs against the number of training archs.
 
-A pool of distinct archs of a trained digits supernet is scored for real (BN recalibrated,
-validation split). 200 archs are held out; each predictor is fitted on the first 50 / 100 / 200
-/ 400 of the rest (reshuffled per repeat) and scored on the held-out archs. Target: tau >= 0.8
-with 200 training archs.
+A pool of distinct archs of a trained digits supernet (``--space mlp``, the default, or
+``--space mbv3``: OFA's MobileNetV3 space at 8x8, which LINAS searches with these predictors) is
+scored for real (BN recalibrated, validation split). 200 archs are held out; each predictor is
+fitted on the first 50 / 100 / 200 / 400 ... of the rest (reshuffled per repeat) and scored on
+the held-out archs. Target: tau >= 0.8 with 200 training archs.
 
 Two ceilings are reported. ``noise_ceiling``: the held-out archs scored again with another
 BN-recalibration subset (how well two measurements agree). ``val_test_ceiling``: their
@@ -17,6 +18,7 @@ recorded too: ``picked_test_accuracy`` is the mean test accuracy of the 10 pool 
 best validation accuracy (what a search on that split would pick), beside the largest arch's.
 
     python -m benchmarks.accuracy_predictor                          # MLP supernet (trained once)
+    python -m benchmarks.accuracy_predictor --space mbv3 --sizes 50 100 200 400 800
     python -m benchmarks.accuracy_predictor --val-fraction 0.4
     python -m benchmarks.accuracy_predictor --checkpoint runs/x/final.pt
 """
@@ -46,10 +48,9 @@ KINDS: dict[str, dict[str, Any]] = {
 
 def main() -> None:
     p = argparse.ArgumentParser()
+    p.add_argument("--space", choices=("mlp", "mbv3"), default="mlp")
     p.add_argument("--checkpoint", type=Path, default=None)
-    p.add_argument(
-        "--run-dir", type=Path, default=Path(tempfile.gettempdir()) / "nas-bench" / "supernet"
-    )
+    p.add_argument("--run-dir", type=Path, default=None)
     p.add_argument("--held-out", type=int, default=200)
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400, 800, 1600])
     p.add_argument("--repeats", type=int, default=3)
@@ -60,9 +61,12 @@ def main() -> None:
     torch.set_num_threads(1)
     # A non-default split gets its own supernet and its own result file: "-val40" for 0.4.
     suffix = "" if args.val_fraction == 0.15 else f"_val{round(args.val_fraction * 100)}"
-    run_dir = args.run_dir.with_name(args.run_dir.name + suffix.replace("_", "-"))
+    if args.space != "mlp":
+        suffix = f"_{args.space}{suffix}"
+    base = args.run_dir or Path(tempfile.gettempdir()) / "nas-bench" / "supernet"
+    run_dir = base.with_name(base.name + suffix.replace("_", "-"))
     space, net, data, info = trained_supernet(
-        args.checkpoint, run_dir, val_fraction=args.val_fraction
+        args.checkpoint, run_dir, val_fraction=args.val_fraction, space=args.space
     )
     ev = SubnetEvaluator(net, data, seed=0, bn_images=args.bn_images)
     rng = np.random.default_rng(0)

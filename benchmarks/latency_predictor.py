@@ -3,7 +3,7 @@
 Space: small-input MobileNetV3 (1 input channel, 10 classes, resolutions 24/28/32). Device
 profile ``cpu-stable`` by default: 1 thread, batch 1, the exported TorchScript network frozen
 for inference, timed with the thread's CPU clock and paired run by run with a reference network
-of the space (speed-normalised, see ``workers.predictors.latency``), because on a shared machine
+of the space (speed-normalised, see ``workers.latency.profile``), because on a shared machine
 the speed drifts more between rounds than latency differs between archs. ``--profile
 cpu-thread`` / ``cpu`` measure the eager network unpaired, with the thread or wall clock. Archs
 are timed in interleaved rounds (every arch of a chunk of 64 once per round, order reshuffled
@@ -32,14 +32,14 @@ import torch
 
 from benchmarks._common_training import write_result
 from search_spaces import get_space
-from workers.predictors import (
+from workers.latency import (
     LatencyMeter,
     LatencyRegressor,
     LatencyTable,
     calibration_report,
     get_device,
 )
-from workers.predictors.latency import trimmed
+from workers.latency.profile import trimmed
 
 # How one arch's timings (all rounds) become its latency: the trimmed mean is what the service
 # reports; the median is shown beside it. (The minimum, the most repeatable estimate of unpaired

@@ -17,10 +17,14 @@ from typing import Any
 
 import yaml
 
+from nas_service.catalog import exports
 from nas_service.cli_serve import serve
-from nas_service.cli_view import StageBars, front_table, job_line
+from nas_service.cli_view import StageBars, front_table, job_line, outcome_text
 from nas_service.client import DEFAULT_URL, ApiError, NasClient
 from nas_service.settings import Settings
+
+# `--watch` exits with this when the job finished but no subnet met the bounds.
+NO_FEASIBLE_EXIT = 3
 
 
 def _client(args: argparse.Namespace) -> NasClient:
@@ -86,6 +90,10 @@ def watch(c: NasClient, job_id: str, interval: float = 1.0, out: Any = None) -> 
     print(job_line(final), file=stream)
     if final.get("error"):
         print(f"error: {final['error']}", file=stream)
+    why = outcome_text(final.get("outcome"))
+    if why:
+        print(why, file=stream)
+        return NO_FEASIBLE_EXIT
     return 0 if final.get("status") == "succeeded" else 1
 
 
@@ -203,11 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--name", help="override the job name")
     s.add_argument("--supernet-from", metavar="JOB", help="reuse this job's trained supernet")
-    s.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    s.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the job until it ends (exit 0: a front; 1: failed or cancelled; "
+        f"{NO_FEASIBLE_EXIT}: finished, but no subnet meets the bounds)",
+    )
     s.add_argument("--interval", type=float, default=1.0)
     s.set_defaults(func=cmd_submit)
 
-    s = sub.add_parser("watch", help="follow a job: progress per stage and the current front")
+    s = sub.add_parser(
+        "watch",
+        help="follow a job: progress per stage and the current front (exit codes as submit)",
+    )
     s.add_argument("job")
     s.add_argument("--interval", type=float, default=1.0)
     s.set_defaults(func=cmd_watch)
@@ -219,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("download", help="download an exported subnet (waits for the export)")
     s.add_argument("candidate")
-    s.add_argument("--format", choices=["weights", "torchscript", "onnx"], default="weights")
+    s.add_argument("--format", choices=exports.names(), default="weights")
     s.add_argument("-o", "--output", help="file or directory to write to")
     s.add_argument("--timeout", type=float, default=600.0)
     s.set_defaults(func=cmd_download)

@@ -1,9 +1,9 @@
 """``nas serve``: the API (uvicorn, in this process) plus the job dispatcher as a child process.
 
-The dispatcher is ``python -m workers.dispatcher`` started with the same ``NAS_*`` environment;
-it is imported by module name only, so the service package never imports the workers. Ctrl-C
-or SIGTERM stops uvicorn gracefully, then the dispatcher (SIGTERM, then SIGKILL after a grace
-period).
+The dispatcher is ``python -m workers.runtime.dispatcher`` started with the same ``NAS_*``
+environment; it is imported by module name only, so the service package never imports the
+workers. Ctrl-C or SIGTERM stops uvicorn gracefully, then the dispatcher (SIGTERM, then SIGKILL
+after a grace period).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from nas_service.settings import Settings
 
 log = logging.getLogger("nas.serve")
-DISPATCHER_MODULE = "workers.dispatcher"
+DISPATCHER_MODULE = "workers.runtime.dispatcher"
 STOP_GRACE_S = 30.0
 
 

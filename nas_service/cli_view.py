@@ -7,7 +7,9 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-STAGES = ("training", "predicting", "searching", "measuring", "exporting")
+from nas_service.domain.states import STAGES, TERMINAL
+
+__all__ = ["STAGES"]
 # (done, total) key pairs a stage's progress may use, in order of preference.
 _PAIRS = (
     ("global_epoch", "total_epochs"),
@@ -83,7 +85,7 @@ class StageBars:
                 self.bar.n = round(frac * 100)
             self.bar.set_postfix_str(_detail(job.get("progress")), refresh=False)
             self.bar.refresh()
-        if status in ("succeeded", "failed", "cancelled"):
+        if status in TERMINAL:
             self._finish(complete=status == "succeeded")
 
     def write(self, text: str) -> None:
@@ -136,23 +138,62 @@ def _value(c: dict[str, Any], name: str) -> Any:
     return v
 
 
+# Column titles that say which split an accuracy was measured on.
+_TITLES = {"accuracy": "accuracy(val)", "test_accuracy": "accuracy(test)"}
+
+
+def outcome_text(outcome: Any) -> str | None:
+    """A finished job's outcome in lines: nothing for a found front, else why there is none
+    and the closest candidates per device."""
+    if not isinstance(outcome, dict) or outcome.get("code") != "no_feasible_subnet":
+        return None
+    lines = [str(outcome.get("message", "no feasible subnet"))]
+    for device, part in (outcome.get("devices") or {}).items():
+        closest = part.get("closest") if isinstance(part, dict) else None
+        if not closest:
+            continue
+        lines.append(f"closest candidates on {device} (by total bound violation):")
+        for c in closest:
+            m = c.get("metrics") or {}
+            figures = "  ".join(
+                f"{_TITLES.get(k, k)}={_fmt(m[k])}"
+                for k in (*_OBJECTIVES, "test_accuracy")
+                if k in m
+            )
+            lines.append(
+                f"  {c.get('id', '')}  violation {_fmt(c.get('violation'))}  {figures}  "
+                f"{c.get('source', '')}  {str(c.get('arch_short', ''))[:48]}"
+            )
+    return "\n".join(lines)
+
+
 def front_table(front: dict[str, Any], job: dict[str, Any] | None = None) -> str:
     points = front_points(front)
     if not points:
-        return "(the front is empty so far)"
+        why = outcome_text(front.get("outcome") or (job or {}).get("outcome"))
+        return why or "(the front is empty so far)"
     names = _objective_names(front, job)
-    extra = [n for n in _OBJECTIVES if n not in names]
+    cols = names + [n for n in _OBJECTIVES if n not in names]
+    if any(c.get("test_accuracy") is not None for c in points):
+        at = cols.index("accuracy") + 1 if "accuracy" in cols else len(cols)
+        cols.insert(at, "test_accuracy")
     # A job with several devices has one front per device: say which point is whose.
     devices = sorted({str(c["device"]) for c in points if c.get("device") is not None})
     by_device = len(devices) > 1
     if by_device:
         points = sorted(points, key=lambda c: str(c.get("device", "")))
-    header = ["id", *(["device"] if by_device else []), *names, *extra, "source", "arch"]
+    header = [
+        "id",
+        *(["device"] if by_device else []),
+        *(_TITLES.get(n, n) for n in cols),
+        "source",
+        "arch",
+    ]
     rows = [
         [
             str(c.get("id", "")),
             *([str(c.get("device", ""))] if by_device else []),
-            *[_fmt(_value(c, n)) for n in names + extra],
+            *[_fmt(_value(c, n)) for n in cols],
             str(c.get("source", "")) + ("" if c.get("feasible", True) else " (infeasible)"),
             str(c.get("arch_short", ""))[:48],
         ]

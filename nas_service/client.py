@@ -13,9 +13,11 @@ from typing import Any
 
 import httpx
 
+from nas_service.domain.states import TERMINAL
+
 API_PREFIX = "/api/v1"
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_STATES = frozenset(s.value for s in TERMINAL)
 
 Json = dict[str, Any]
 
@@ -222,9 +224,6 @@ class NasClient:
             time.sleep(wait)
 
 
-_EXTENSIONS = {"weights": "pt", "torchscript": "ts.pt", "onnx": "onnx"}
-
-
 def _filename_of(response: httpx.Response, candidate_id: str, fmt: str) -> str:
     disposition = response.headers.get("Content-Disposition", "")
     for part in disposition.split(";"):
@@ -233,7 +232,12 @@ def _filename_of(response: httpx.Response, candidate_id: str, fmt: str) -> str:
             name = Path(value.strip('"')).name  # never let a header choose a directory
             if name:
                 return name
-    return f"subnet-{candidate_id}.{_EXTENSIONS.get(fmt, fmt)}"
+    from nas_service.catalog import UnknownEntry, exports
+
+    try:
+        return f"subnet-{candidate_id}.{exports.suffix(fmt)}"
+    except UnknownEntry:
+        return f"subnet-{candidate_id}.{fmt}"
 
 
 def _retry_after(response: httpx.Response, default: float, cap: float) -> float:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Liveness of running jobs.
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     stale_after_s: float = Field(default=60.0, gt=0)
+    # A running job whose runner reports no progress (stage, epoch, batch) for this long is
+    # failed, saying why; a training epoch on a large dataset on CPU must report within it.
+    stall_after_s: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=3, gt=0)
     export_retry_after_s: int = Field(default=2, gt=0)
 

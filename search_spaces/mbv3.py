@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_spaces.base import Dim, SearchSpace
+from search_spaces.fitting import DataShape
 from search_spaces.mlp import check_dropout, check_int, check_int_choices
 from search_spaces.registry import register_space
 
@@ -249,6 +250,34 @@ class MBV3Space(SearchSpace):
         return len(self.resolutions) * math.prod([per_stage] * 5)
 
 
-@register_space("mbv3", "Once-for-All MobileNetV3: per-block kernel and expand, per-stage depth")
+# Below this side length the stem and the first stages must not downsample as much as they
+# would on ImageNet-sized inputs, or an 8x8 digit is reduced to a single pixel at once.
+SMALL_INPUT_SIDE = 64
+
+
+def fit_mbv3(data: DataShape) -> dict[str, Any]:
+    """Channels and classes from the data; small images get the stride-1 stem; resolutions
+    are the native side (up to 16 px) or it and two smaller steps of 4 pixels."""
+    c, h, w = data.input_shape
+    side = min(h, w)
+    if side <= 16:
+        resolutions: tuple[int, ...] = (side,)
+    else:
+        resolutions = tuple(r for r in (side - 8, side - 4, side) if r >= 8)
+    return {
+        "in_channels": int(c),
+        "num_classes": data.num_classes,
+        "small_input": side < SMALL_INPUT_SIDE,
+        "resolutions": resolutions,
+    }
+
+
+@register_space(
+    "mbv3",
+    "Once-for-All MobileNetV3: per-block kernel and expand, per-stage depth",
+    modality="image",
+    fit=fit_mbv3,
+    data_bound=("in_channels", "num_classes"),
+)
 def make_mbv3(**options: Any) -> MBV3Space:
     return MBV3Space(**options)

@@ -8,10 +8,12 @@ first units of each layer, elastic depth keeps the first layers.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from search_spaces.base import Dim, SearchSpace
+from search_spaces.fitting import DataShape
 from search_spaces.registry import register_space
 
 
@@ -112,6 +114,17 @@ class MLPSpace(SearchSpace):
         return sum(len(self.widths) ** d for d in self.depths)
 
 
-@register_space("mlp", "Elastic MLP (depth and per-layer width) for tabular or flattened inputs")
+def fit_mlp(data: DataShape) -> dict[str, Any]:
+    """Any sample shape, flattened: its size is the input width."""
+    return {"in_features": int(math.prod(data.input_shape)), "num_classes": data.num_classes}
+
+
+@register_space(
+    "mlp",
+    "Elastic MLP (depth and per-layer width) for tabular or flattened inputs",
+    modality="any",
+    fit=fit_mlp,
+    data_bound=("in_features", "num_classes"),
+)
 def make_mlp(**options: Any) -> MLPSpace:
     return MLPSpace(**options)

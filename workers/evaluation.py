@@ -2,7 +2,10 @@
 
 For each arch: activate it in the supernet (no copy of the weights), reset and re-estimate the
 batch-norm statistics on a fixed, seeded subset of the *training* split, then measure accuracy
-and mean cross-entropy on the validation split (``split="test"`` only for final reports). The
+and mean cross-entropy on the validation split (``split="test"`` only for final reports).
+The subset and its batching follow ``workers.bn.calibration_indices`` / ``calibration_batches``,
+the rule the trainer's per-epoch evaluation also uses: with the same seed (the job seed is the
+training seed), image count and batch, a subnet gets the same score here as in training. The
 supernet's own BN statistics and active arch are saved before and restored after every call, so
 scoring leaves the supernet as it found it. Inputs resized for an arch's resolution are kept per
 input shape, so scoring many subnets resizes each split once per resolution.
@@ -10,7 +13,7 @@ input shape, so scoring many subnets resizes each split once per resolution.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -19,7 +22,13 @@ from torch import nn
 
 from search_spaces.base import Genotype
 from search_spaces.nn import Supernet
-from workers.bn import recalibrate_bn
+from workers.bn import (
+    BN_BATCH,
+    BN_IMAGES,
+    calibration_batches,
+    calibration_indices,
+    recalibrate_bn,
+)
 from workers.data.base import DatasetSplits
 
 SPLITS = ("val", "test")
@@ -52,8 +61,8 @@ class SubnetEvaluator:
         data: DatasetSplits,
         *,
         seed: int = 0,
-        bn_images: int = 2000,
-        bn_batch: int = 200,
+        bn_images: int = BN_IMAGES,
+        bn_batch: int = BN_BATCH,
         batch_size: int = 500,
         device: str = "cpu",
     ):
@@ -69,9 +78,7 @@ class SubnetEvaluator:
         self.bn_batch = bn_batch
         self.batch_size = batch_size
         x_train, _ = data.tensors("train")
-        n = min(bn_images, len(x_train))
-        gen = torch.Generator().manual_seed(int(seed))
-        idx = torch.randperm(len(x_train), generator=gen)[:n]
+        idx = calibration_indices(len(x_train), bn_images, seed)
         self._raw: dict[str, torch.Tensor] = {"bn": x_train[idx]}
         for split in SPLITS:
             x, y = data.tensors(split)
@@ -96,14 +103,10 @@ class SubnetEvaluator:
             return False
         return True
 
-    def _batches(self, x: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
-        for i in range(0, len(x), size):
-            yield x[i : i + size]
-
     @torch.no_grad()
     def _score(self, arch: Mapping[str, int], split: str) -> dict[str, float]:
         self.net.set_active(arch)
-        recalibrate_bn(self.net, self._batches(self._inputs("bn", arch), self.bn_batch))
+        recalibrate_bn(self.net, calibration_batches(self._inputs("bn", arch), self.bn_batch))
         x = self._inputs(split, arch)
         y = self._raw[f"{split}_y"].to(self.device)
         correct, loss = 0, 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import uuid
 import warnings
@@ -21,13 +22,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas_service.catalog import CATALOG, exports, resolve
 from search_spaces.base import Arch, SearchSpace
 from search_spaces.nn import Supernet, build_static
 
-FORMATS = ("weights", "torchscript", "onnx")
-EXTENSIONS = {"weights": ".pt", "torchscript": ".ts.pt", "onnx": ".onnx"}
-TOLERANCE = {"weights": 1e-5, "torchscript": 1e-5, "onnx": 1e-4}
 ONNX_EXPORTERS = ("auto", "dynamo", "torchscript")
+# A writer saves the static subnet to ``tmp``, loads it back as a user would and returns the
+# largest difference of its output from ``reference`` on ``x``. Export formats are catalog
+# entries (``nas_service.catalog.exports``) naming their writer, suffix and tolerance.
+Writer = Callable[..., float]
+
+
+def extension(fmt: str) -> str:
+    """The file name ending of an export format, with its dot (".ts.pt")."""
+    return "." + exports.suffix(fmt)
 
 
 class ExportParityError(RuntimeError):
@@ -54,6 +62,7 @@ def export_subnet(
     *,
     name: str | None = None,
     onnx_exporter: str = "auto",
+    metadata: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """Write the subnet ``arch`` in format ``fmt`` (weights | torchscript | onnx) to ``out_dir``.
 
@@ -64,9 +73,13 @@ def export_subnet(
     exporter ("dynamo") or the TorchScript-based one ("torchscript"); "auto" (default) tries the
     TorchScript-based one first, because it takes about a second where the export-based one
     takes 15-30 s on a CPU for these nets, and falls back to "dynamo" if it fails.
+
+    ``metadata`` (JSON values: accuracies labelled by split, latency, MACs) travels inside the
+    file: the weights file's ``metadata`` entry, TorchScript's ``metadata.json`` extra file,
+    ONNX's ``metadata_props`` (key ``nas_metadata``), so a downloaded subnet says what it scored.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format fmt={fmt!r}; allowed: {list(FORMATS)}")
+    if fmt not in exports.names():
+        raise ValueError(f"unknown export format fmt={fmt!r}; allowed: {exports.names()}")
     if onnx_exporter not in ONNX_EXPORTERS:
         raise ValueError(
             f"unknown onnx_exporter={onnx_exporter!r}; allowed: {list(ONNX_EXPORTERS)}"
@@ -76,19 +89,18 @@ def export_subnet(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = name or f"{space.id}-{_arch_digest(space, canon)}"
-    final = out / f"{stem}{EXTENSIONS[fmt]}"
+    final = out / f"{stem}{extension(fmt)}"
     tmp = out / f".{stem}.{uuid.uuid4().hex}.tmp"
-    writers: dict[str, Callable[[], float]] = {
-        "weights": lambda: _write_weights(static, space, canon, tmp, x, reference),
-        "torchscript": lambda: _write_torchscript(static, tmp, x, reference),
-        "onnx": lambda: _write_onnx(static, tmp, x, reference, onnx_exporter),
-    }
+    meta = json.loads(json.dumps(dict(metadata or {})))  # plain JSON values, or fail here
+    entry = CATALOG.get(exports.KIND, fmt)
+    writer: Writer = resolve(entry)
+    tolerance = float(entry.info["tolerance"])
     try:
-        diff = writers[fmt]()
-        if not diff <= TOLERANCE[fmt]:
+        diff = writer(static, space, canon, tmp, x, reference, meta, onnx_exporter=onnx_exporter)
+        if not diff <= tolerance:
             raise ExportParityError(
                 f"{fmt} export of {space.short(canon)} differs from the supernet by {diff:.3g} "
-                f"(max abs), tolerance {TOLERANCE[fmt]:g}"
+                f"(max abs), tolerance {tolerance:g}"
             )
         os.replace(tmp, final)
     finally:
@@ -156,18 +168,21 @@ def _max_diff(a: torch.Tensor | np.ndarray, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def _write_weights(
+def write_weights(
     static: nn.Module,
     space: SearchSpace,
     arch: Arch,
     tmp: Path,
     x: torch.Tensor,
     reference: torch.Tensor,
+    metadata: dict[str, Any],
+    **_: Any,
 ) -> float:
     payload: dict[str, Any] = {
         "arch": dict(arch),
         "space": space.spec(),
         "state_dict": {k: v.detach().clone() for k, v in static.state_dict().items()},
+        "metadata": metadata,
     }
     torch.save(payload, tmp)
     loaded = torch.load(tmp, weights_only=True)
@@ -178,34 +193,56 @@ def _write_weights(
 
 
 @torch.no_grad()
-def _write_torchscript(
-    static: nn.Module, tmp: Path, x: torch.Tensor, reference: torch.Tensor
+def write_torchscript(
+    static: nn.Module,
+    space: SearchSpace,
+    arch: Arch,
+    tmp: Path,
+    x: torch.Tensor,
+    reference: torch.Tensor,
+    metadata: dict[str, Any],
+    **_: Any,
 ) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(static, x, check_trace=False)
-        torch.jit.save(traced, str(tmp))
+        torch.jit.save(traced, str(tmp), _extra_files={"metadata.json": json.dumps(metadata)})
         loaded = torch.jit.load(str(tmp))
     loaded.eval()
     return _max_diff(loaded(x), reference)
 
 
-def _write_onnx(
-    static: nn.Module, tmp: Path, x: torch.Tensor, reference: torch.Tensor, exporter: str
+def write_onnx(
+    static: nn.Module,
+    space: SearchSpace,
+    arch: Arch,
+    tmp: Path,
+    x: torch.Tensor,
+    reference: torch.Tensor,
+    metadata: dict[str, Any],
+    *,
+    onnx_exporter: str = "auto",
+    **_: Any,
 ) -> float:
+    import onnx
     import onnxruntime as ort
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
-        if exporter == "auto":
+        if onnx_exporter == "auto":
             try:
                 _onnx_export(static, tmp, x, "torchscript")
             except Exception:
                 tmp.unlink(missing_ok=True)
                 _onnx_export(static, tmp, x, "dynamo")
         else:
-            _onnx_export(static, tmp, x, exporter)
+            _onnx_export(static, tmp, x, onnx_exporter)
+    if metadata:
+        model = onnx.load(str(tmp))
+        prop = model.metadata_props.add()
+        prop.key, prop.value = "nas_metadata", json.dumps(metadata)
+        onnx.save(model, str(tmp))
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     (out,) = session.run(["logits"], {"input": x.numpy()})
     # The batch axis must really be dynamic: run a batch of a different size too.

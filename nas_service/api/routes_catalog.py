@@ -15,6 +15,7 @@ from nas_service.api.multipart import read_multipart
 from nas_service.api.problems import problem, responses
 from nas_service.api.routes_jobs import ERRORS
 from nas_service.api.schemas import (
+    CatalogOut,
     DatasetList,
     DatasetOut,
     DeviceList,
@@ -23,9 +24,11 @@ from nas_service.api.schemas import (
     SpaceList,
     SpaceOut,
 )
-from nas_service.db import artifacts as arts
+from nas_service.catalog import CATALOG, datasets
+from nas_service.db import datasets as dataset_repo
+from nas_service.db import devices as device_repo
 from nas_service.db import migrate
-from nas_service.domain import ValidationFailed
+from nas_service.domain import STAGES, TERMINAL, JobStatus, ValidationFailed
 from nas_service.services import datasets as ds_svc
 from nas_service.services.spaces import list_space_summaries
 
@@ -57,7 +60,7 @@ public = APIRouter(tags=["health"])
                         "properties": {
                             "file": {"type": "string", "format": "binary"},
                             "name": {"type": "string"},
-                            "format": {"type": "string", "enum": ["npz", "image-folder"]},
+                            "format": {"type": "string", "enum": datasets.upload_formats()},
                         },
                     }
                 }
@@ -98,7 +101,7 @@ async def upload_dataset(
 @router.get("/datasets", response_model=DatasetList, tags=["datasets"], responses=responses(401))
 def list_datasets(caller: CallerDep, ctx: CtxDep) -> DatasetList:
     with ctx.db.transaction() as s:
-        rows = arts.list_datasets(s, caller.owner_id)
+        rows = dataset_repo.list_datasets(s, caller.owner_id)
         return DatasetList(items=[DatasetOut.model_validate(d) for d in rows])
 
 
@@ -110,6 +113,22 @@ def get_dataset(dataset_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> Datase
         return DatasetOut.model_validate(ds_svc.get_owned_dataset(s, caller.owner_id, dataset_id))
 
 
+@router.get(
+    "/catalog",
+    response_model=CatalogOut,
+    tags=["catalog"],
+    responses=responses(401),
+    summary="Every name a job spec may use, by kind, with each entry's options schema",
+)
+def get_catalog(caller: CallerDep) -> CatalogOut:
+    job = {
+        "statuses": [s.value for s in JobStatus],
+        "terminal": sorted(s.value for s in TERMINAL),
+        "stages": list(STAGES),
+    }
+    return CatalogOut.model_validate({"job": job, "kinds": CATALOG.to_json()})
+
+
 @router.get("/search-spaces", response_model=SpaceList, tags=["catalog"], responses=responses(401))
 def list_search_spaces(caller: CallerDep) -> SpaceList:
     return SpaceList(items=[SpaceOut(**x) for x in list_space_summaries()])
@@ -118,7 +137,7 @@ def list_search_spaces(caller: CallerDep) -> SpaceList:
 @router.get("/devices", response_model=DeviceList, tags=["catalog"], responses=responses(401))
 def list_devices(caller: CallerDep, ctx: CtxDep) -> DeviceList:
     with ctx.db.transaction() as s:
-        return DeviceList(items=[DeviceOut.model_validate(d) for d in arts.list_devices(s)])
+        return DeviceList(items=[DeviceOut.model_validate(d) for d in device_repo.list_devices(s)])
 
 
 @public.get("/healthz", response_model=Health, summary="Liveness (no auth)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
@@ -14,12 +14,11 @@ from nas_service.api.schemas import EventOut, EventPage, JobOut, JobPage, Metric
 from nas_service.db import Job, results
 from nas_service.db import jobs as job_repo
 from nas_service.db.types import utcnow
-from nas_service.domain import JobSpec, ValidationFailed
+from nas_service.domain import JobSpec, JobStatus, ValidationFailed
 from nas_service.services import jobs as svc
 
 router = APIRouter(tags=["jobs"])
 ERRORS = responses(401, 404, 422)
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 def job_out(job: Job) -> JobOut:
@@ -58,7 +57,7 @@ def submit_job(spec: JobSpec, caller: CallerDep, ctx: CtxDep, response: Response
 def list_jobs(
     caller: CallerDep,
     ctx: CtxDep,
-    status: Annotated[list[Status] | None, Query(description="repeat to filter several")] = None,
+    status: Annotated[list[JobStatus] | None, Query(description="repeat to filter several")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> JobPage:

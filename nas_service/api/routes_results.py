@@ -13,6 +13,7 @@ from nas_service.api.deps import CallerDep, CtxDep
 from nas_service.api.problems import responses
 from nas_service.api.routes_jobs import ERRORS, _limit
 from nas_service.api.schemas import CandidateOut, CandidatePage, ExportPending, ParetoOut
+from nas_service.catalog import exports
 from nas_service.db.queries import SORTABLE, CandidateFilter, list_candidates, pareto_front
 from nas_service.domain import JobStatus, NotFound
 from nas_service.services import jobs as svc
@@ -97,6 +98,7 @@ def _render_pareto(ctx: CtxDep, owner_id: int, job_id: uuid.UUID) -> Rendered:
             final=job.status == JobStatus.succeeded.value,
             front=[CandidateOut.model_validate(c) for c in front],
             hypervolume_history=list(job.pareto_history or []),
+            outcome=job.outcome,
         )
         return Rendered(
             out.model_dump_json().encode(), _etag(job.id, job.pareto_version, job.status)
@@ -121,7 +123,13 @@ def download_subnet(
     caller: CallerDep,
     ctx: CtxDep,
     request: Request,
-    format: Literal["weights", "torchscript", "onnx"] = "weights",
+    format: Annotated[
+        str,
+        Query(
+            description="an export format of the catalog",
+            json_schema_extra={"enum": exports.names()},
+        ),
+    ] = "weights",
     retry: Annotated[bool, Query(description="queue a failed export again")] = False,
 ) -> Response:
     with ctx.db.transaction() as s:

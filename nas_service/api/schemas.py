@@ -24,6 +24,13 @@ class JobOut(_Out):
     attempt: int
     cancel_requested: bool
     error: str | None
+    outcome: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "what a finished job found: code 'front' (a Pareto front per device) or "
+            "'no_feasible_subnet' (message says why, with the closest candidates per device)"
+        ),
+    )
     space_id: str
     spec: dict[str, Any]
     supernet_from: uuid.UUID | None
@@ -78,7 +85,16 @@ class CandidateOut(_Out):
     genotype: str
     arch_short: str
     device: str
-    accuracy: float | None
+    accuracy: float | None = Field(
+        description="validation-split accuracy (the split the search selected on)"
+    )
+    test_accuracy: float | None = Field(
+        default=None,
+        description=(
+            "held-out test-split accuracy (never used to train or select); measured for "
+            "re-measured candidates, null otherwise or when the dataset has no test split"
+        ),
+    )
     latency_ms: float | None
     flops: int | None
     params: int | None
@@ -103,6 +119,9 @@ class ParetoOut(BaseModel):
     final: bool = Field(description="true once the job succeeded: the measured front")
     front: list[CandidateOut]
     hypervolume_history: list[dict[str, Any]]
+    outcome: dict[str, Any] | None = Field(
+        default=None, description="the job's outcome once it finished (see JobOut.outcome)"
+    )
 
 
 class DatasetOut(_Out):
@@ -120,6 +139,8 @@ class DatasetList(BaseModel):
 class SpaceOut(BaseModel):
     id: str
     description: str
+    modality: str = Field(description="image | table | any: the data the space takes")
+    data_bound: list[str] = Field(description="options set from the dataset, not the user")
     default_spec: dict[str, Any]
     num_dims: int
     dims_by_kind: dict[str, dict[str, Any]]
@@ -130,6 +151,36 @@ class SpaceOut(BaseModel):
 
 class SpaceList(BaseModel):
     items: list[SpaceOut]
+
+
+class CatalogEntryOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # each kind adds its own facts
+
+    kind: str
+    name: str
+    summary: str
+    options_schema: dict[str, Any] | None = Field(
+        description="JSON schema of the entry's options (search.options, dataset.options, ...)"
+    )
+
+
+class CatalogKindOut(BaseModel):
+    description: str
+    entries: list[CatalogEntryOut]
+
+
+class JobStatesOut(BaseModel):
+    statuses: list[str]
+    terminal: list[str]
+    stages: list[str] = Field(description="the stages of a running job, in order")
+
+
+class CatalogOut(BaseModel):
+    job: JobStatesOut
+    kinds: dict[str, CatalogKindOut] = Field(
+        description="every vocabulary a job spec uses: space, searcher, dataset, objective, "
+        "export, device_runtime, training_preset, sampler"
+    )
 
 
 class DeviceOut(_Out):

@@ -14,7 +14,6 @@ from nas_service.db.models import (
     Device,
     Job,
     JobEvent,
-    LatencyTable,
     TrainMetric,
 )
 
@@ -28,7 +27,6 @@ __all__ = [
     "Device",
     "Job",
     "JobEvent",
-    "LatencyTable",
     "TrainMetric",
     "make_engine",
 ]

@@ -1,31 +1,27 @@
-"""Artifacts (datasets, checkpoints, subnet exports, reports), datasets, devices, latency
-tables. Exports are requested by the API (a ``pending`` row) and made by a worker, which
-claims the row, writes the file and marks it ready or failed."""
+"""Artifacts: stored files (uploaded datasets, checkpoints, subnet exports, reports) with their
+status, uri, sha256 and size. Exports are requested by the API (a ``pending`` row) and made by a
+worker, which claims the row, writes the file and marks it ready or failed.
+
+Datasets (``datasets.py``) and devices (``devices.py``) have their own modules."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from nas_service.catalog import exports
 from nas_service.db.dialect import insert_for, is_postgres
-from nas_service.db.models import Artifact, Candidate, Dataset, Device, Job, LatencyTable
+from nas_service.db.models import Artifact, Candidate, Job
 from nas_service.db.types import utcnow
-from nas_service.domain.states import ArtifactKind, ArtifactStatus
-
-EXPORT_KINDS = (
-    ArtifactKind.subnet_weights.value,
-    ArtifactKind.subnet_torchscript.value,
-    ArtifactKind.subnet_onnx.value,
-)
+from nas_service.domain.states import ArtifactKind, ArtifactStatus, artifact_kind
 
 
 def create_artifact(
     s: Session,
     owner_id: int,
-    kind: ArtifactKind,
+    kind: ArtifactKind | str,
     *,
     job_id: uuid.UUID | None = None,
     candidate_id: int | None = None,
@@ -37,7 +33,7 @@ def create_artifact(
     now = utcnow()
     art = Artifact(
         owner_id=owner_id,
-        kind=ArtifactKind(kind).value,
+        kind=artifact_kind(kind),
         job_id=job_id,
         candidate_id=candidate_id,
         status=ArtifactStatus(status).value,
@@ -52,7 +48,7 @@ def create_artifact(
     return art
 
 
-def request_export(s: Session, candidate: Candidate, owner_id: int, kind: ArtifactKind) -> Artifact:
+def request_export(s: Session, candidate: Candidate, owner_id: int, kind: str) -> Artifact:
     """The export artifact of (candidate, kind), created ``pending`` if there is none yet.
     Idempotent under concurrency: the unique (candidate_id, kind) makes a second insert a
     no-op."""
@@ -63,7 +59,7 @@ def request_export(s: Session, candidate: Candidate, owner_id: int, kind: Artifa
             owner_id=owner_id,
             job_id=candidate.job_id,
             candidate_id=candidate.id,
-            kind=ArtifactKind(kind).value,
+            kind=artifact_kind(kind),
             status=ArtifactStatus.pending.value,
             created_at=now,
             updated_at=now,
@@ -76,9 +72,9 @@ def request_export(s: Session, candidate: Candidate, owner_id: int, kind: Artifa
     return found
 
 
-def find_artifact(s: Session, candidate_id: int, kind: ArtifactKind) -> Artifact | None:
+def find_artifact(s: Session, candidate_id: int, kind: str) -> Artifact | None:
     q = select(Artifact).where(
-        Artifact.candidate_id == candidate_id, Artifact.kind == ArtifactKind(kind).value
+        Artifact.candidate_id == candidate_id, Artifact.kind == artifact_kind(kind)
     )
     return s.scalars(q.execution_options(populate_existing=True)).one_or_none()
 
@@ -134,7 +130,7 @@ def pending_exports(
 ) -> list[Artifact]:
     """Pending export requests, oldest first (claimed or not)."""
     q = select(Artifact).where(
-        Artifact.status == ArtifactStatus.pending.value, Artifact.kind.in_(EXPORT_KINDS)
+        Artifact.status == ArtifactStatus.pending.value, Artifact.kind.in_(exports.artifact_kinds())
     )
     if job_id is not None:
         q = q.where(Artifact.job_id == job_id)
@@ -153,7 +149,7 @@ def claim_exports(
         .join(Job, Job.id == Artifact.job_id)
         .where(
             Artifact.status == ArtifactStatus.pending.value,
-            Artifact.kind.in_(EXPORT_KINDS),
+            Artifact.kind.in_(exports.artifact_kinds()),
             Artifact.worker_id.is_(None),
         )
         .order_by(Artifact.id)
@@ -183,121 +179,3 @@ def release_export(s: Session, artifact_id: int) -> None:
         .values(worker_id=None, updated_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
-
-
-# ----- datasets ---------------------------------------------------------------------------
-
-
-def create_dataset(
-    s: Session, owner_id: int, name: str, fmt: str, artifact_id: int, info: dict[str, Any]
-) -> Dataset:
-    ds = Dataset(
-        owner_id=owner_id,
-        name=name,
-        format=fmt,
-        artifact_id=artifact_id,
-        info=info,
-        created_at=utcnow(),
-    )
-    s.add(ds)
-    s.flush()
-    return ds
-
-
-def get_dataset(s: Session, dataset_id: uuid.UUID, owner_id: int | None = None) -> Dataset | None:
-    q = select(Dataset).where(Dataset.id == dataset_id)
-    if owner_id is not None:
-        q = q.where(Dataset.owner_id == owner_id)
-    return s.scalars(q).one_or_none()
-
-
-def dataset_name_taken(s: Session, owner_id: int, name: str) -> bool:
-    q = select(Dataset.id).where(Dataset.owner_id == owner_id, Dataset.name == name)
-    return s.scalar(q) is not None
-
-
-def list_datasets(s: Session, owner_id: int) -> list[Dataset]:
-    q = select(Dataset).where(Dataset.owner_id == owner_id)
-    return list(s.scalars(q.order_by(Dataset.created_at.desc(), Dataset.name)))
-
-
-# ----- devices and latency tables ---------------------------------------------------------
-
-
-def list_devices(s: Session) -> list[Device]:
-    return list(s.scalars(select(Device).order_by(Device.name)))
-
-
-def get_device(s: Session, name: str) -> Device | None:
-    return s.get(Device, name)
-
-
-def upsert_device(
-    s: Session,
-    name: str,
-    *,
-    torch_device: str = "cpu",
-    threads: int = 1,
-    batch_size: int = 1,
-    ray_resource: str | None = None,
-    description: str = "",
-    warmup: int = 10,
-    repeats: int = 50,
-    clock: str = "wall",
-    runtime: str = "eager",
-    paired: bool = False,
-) -> Device:
-    """Create or replace a device (validate with ``nas_service.domain.DeviceSpec`` first)."""
-    values = {
-        "name": name,
-        "torch_device": torch_device,
-        "threads": threads,
-        "batch_size": batch_size,
-        "ray_resource": ray_resource,
-        "description": description,
-        "warmup": warmup,
-        "repeats": repeats,
-        "clock": clock,
-        "runtime": runtime,
-        "paired": paired,
-    }
-    ins = insert_for(s, Device).values(**values)
-    s.execute(
-        ins.on_conflict_do_update(
-            index_elements=["name"], set_={k: v for k, v in values.items() if k != "name"}
-        )
-    )
-    dev = s.scalars(
-        select(Device).where(Device.name == name).execution_options(populate_existing=True)
-    ).one()
-    return dev
-
-
-def active_jobs_targeting(s: Session, device: str) -> list[str]:
-    """Ids of the queued or running jobs whose spec names ``device``."""
-    q = select(Job.id, Job.spec).where(Job.status.in_(("queued", "running")))
-    return [str(i) for i, spec in s.execute(q) if device in (spec or {}).get("devices", [])]
-
-
-def upsert_latency_table(
-    s: Session, device: str, space_hash: str, uri: str, rows: int
-) -> LatencyTable:
-    ins = insert_for(s, LatencyTable).values(
-        device=device, space_hash=space_hash, uri=uri, rows=rows, created_at=utcnow()
-    )
-    s.execute(
-        ins.on_conflict_do_update(
-            index_elements=["device", "space_hash"],
-            set_={"uri": uri, "rows": rows, "created_at": utcnow()},
-        )
-    )
-    found = get_latency_table(s, device, space_hash)
-    assert found is not None
-    return found
-
-
-def get_latency_table(s: Session, device: str, space_hash: str) -> LatencyTable | None:
-    q = select(LatencyTable).where(
-        LatencyTable.device == device, LatencyTable.space_hash == space_hash
-    )
-    return s.scalars(q.execution_options(populate_existing=True)).one_or_none()

@@ -124,9 +124,10 @@ def transition(
     kind: str = "transition",
     message: str = "",
     data: dict[str, Any] | None = None,
+    where: Iterable[ColumnElement[bool]] = (),
 ) -> Job | None:
     """Move a job to ``to`` if it is in one of ``from_`` (default: every state allowed to enter
-    ``to``) and, when ``worker_id`` is given, still owned by that worker."""
+    ``to``), when ``worker_id`` is given still owned by that worker, and ``where`` holds."""
     allowed = set(TRANSITIONS[to] if from_ is None else from_)
     illegal = allowed - set(TRANSITIONS[to])
     if illegal:
@@ -139,6 +140,7 @@ def transition(
     ]
     if worker_id is not None:
         conds.append(Job.worker_id == worker_id)
+    conds.extend(where)
     set_values: dict[str, Any] = {"status": to.value, **(values or {})}
     if to in TERMINAL:
         set_values.setdefault("finished_at", clock(s))
@@ -189,6 +191,7 @@ def claim_next_job(s: Session, worker_id: str) -> Job | None:
         values={
             "worker_id": worker_id,
             "heartbeat_at": now,
+            "progress_at": now,
             "started_at": func.coalesce(Job.started_at, now),
             "attempt": Job.attempt + 1,
             "finished_at": None,
@@ -209,12 +212,17 @@ def heartbeat(
     progress: dict[str, Any] | None = None,
 ) -> bool | None:
     """Refresh the heartbeat (and stage/progress). Returns ``cancel_requested``, or None when
-    the job is no longer running under this worker (reaped or finished): stop working on it."""
-    values: dict[str, Any] = {"heartbeat_at": clock(s)}
+    the job is no longer running under this worker (reaped or finished): stop working on it.
+
+    Only a report with ``progress`` (the runner's) moves ``progress_at``; the dispatcher's
+    plain heartbeat says the worker lives, not that the job moves."""
+    now = clock(s)
+    values: dict[str, Any] = {"heartbeat_at": now}
     if stage is not None:
         values["stage"] = stage
     if progress is not None:
         values["progress"] = progress
+        values["progress_at"] = now
     stmt = (
         update(Job)
         .where(
@@ -266,8 +274,10 @@ def finish_job(
     *,
     error: str | None = None,
     message: str = "",
+    outcome: dict[str, Any] | None = None,
 ) -> Job | None:
-    """running -> succeeded | failed | cancelled, only by the worker that holds the claim."""
+    """running -> succeeded | failed | cancelled, only by the worker that holds the claim.
+    ``outcome`` says what a succeeded job found (a front, or no feasible subnet and why)."""
     if status not in TERMINAL:
         raise ValueError(f"finish_job needs a terminal status, got {status}")
     return transition(
@@ -276,8 +286,9 @@ def finish_job(
         status,
         from_=[JobStatus.running],
         worker_id=worker_id,
-        values={"error": error, "heartbeat_at": clock(s)},
+        values={"error": error, "heartbeat_at": clock(s), "outcome": outcome},
         message=message or f"job {status.value}",
+        data={"outcome": outcome} if outcome else None,
     )
 
 
@@ -288,7 +299,12 @@ def retry_job(s: Session, job_id: uuid.UUID) -> Job | None:
         job_id,
         JobStatus.queued,
         from_=[JobStatus.failed, JobStatus.cancelled],
-        values={"cancel_requested": False, "worker_id": None, "finished_at": None},
+        values={
+            "cancel_requested": False,
+            "worker_id": None,
+            "finished_at": None,
+            "outcome": None,
+        },
         kind="retry",
         message="retry requested",
     )
@@ -297,7 +313,23 @@ def retry_job(s: Session, job_id: uuid.UUID) -> Job | None:
 def requeue_job(
     s: Session, job_id: uuid.UUID, reason: str, worker_id: str | None = None
 ) -> Job | None:
-    """running -> queued: the worker was lost (or gave the job back); it resumes later."""
+    """running -> queued: the worker was lost (or gave the job back); it resumes later.
+
+    A job whose cancel was requested is not put back: it ends ``cancelled`` instead, so a queued
+    job never carries a stale cancel request (the table's CHECK enforces it too)."""
+    cancelled = transition(
+        s,
+        job_id,
+        JobStatus.cancelled,
+        from_=[JobStatus.running],
+        worker_id=worker_id,
+        values={"cancel_requested": False},
+        where=[Job.cancel_requested.is_(True)],
+        kind="requeued",
+        message=f"{reason}; cancel was requested, so the job ends here",
+    )
+    if cancelled is not None:
+        return cancelled
     return transition(
         s,
         job_id,
@@ -354,6 +386,45 @@ def reap_stale(
         elif requeue_job(s, job_id, note, worker_id=worker) is not None:
             requeued.append(job_id)
     return requeued
+
+
+def reap_stalled(
+    s: Session, stall_after: timedelta, *, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """Jobs running whose runner reported no progress for ``stall_after`` are failed, with the
+    reason in the error and the event: their worker still beats, so ``reap_stale`` never sees
+    them, and running them again would hang the same way (say, on a Ray task that waits for a
+    resource no node offers). Returns the ids failed here."""
+    cutoff = (now if now is not None else clock(s)) - stall_after
+    last = func.coalesce(Job.progress_at, Job.started_at)
+    q = select(Job.id, Job.stage, Job.worker_id, last).where(
+        Job.status == JobStatus.running.value, last < cutoff
+    )
+    if is_postgres(s):
+        q = q.with_for_update(skip_locked=True)
+    failed: list[uuid.UUID] = []
+    for job_id, stage, worker, at in s.execute(q).all():
+        why = (
+            f"no progress for over {stall_after.total_seconds():g} s in stage "
+            f"'{stage or 'starting'}' (last report {at.isoformat() if at else 'never'}): the "
+            "runner is hung or waits for something that never comes, such as a Ray task "
+            "needing a resource (a device's ray_resource) that no node offers"
+        )
+        done = transition(
+            s,
+            job_id,
+            JobStatus.failed,
+            from_=[JobStatus.running],
+            worker_id=worker,
+            # Taken from its worker: the dispatcher holding it sees a job no longer its own and
+            # stops the hung task at once.
+            values={"error": why, "worker_id": None},
+            kind="stalled",
+            message=why,
+        )
+        if done is not None:
+            failed.append(job_id)
+    return failed
 
 
 def set_run_info(

@@ -78,6 +78,10 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         CheckConstraint(f"status IN ({JOB_STATUSES})", name="status"),
+        # A cancel request belongs to a running job: a requeue turns it into a cancel.
+        CheckConstraint(
+            "NOT (status = 'queued' AND cancel_requested)", name="no_cancel_when_queued"
+        ),
         # GET /jobs: newest first per owner, keyset on (created_at, id).
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
         # claim_next_job: oldest queued first.
@@ -95,6 +99,9 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(128))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the runner last reported progress; the dispatcher's heartbeat does not move it, so a
+    # runner that hangs (e.g. waiting for a resource no node has) is seen and reaped.
+    progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -108,6 +115,8 @@ class Job(Base):
     # Bumped by every set_pareto: the ETag of GET /jobs/{id}/pareto.
     pareto_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     pareto_history: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    # What a finished job found: {"code": "front" | "no_feasible_subnet", "message", ...}.
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 class JobEvent(Base):
@@ -157,6 +166,8 @@ class Candidate(Base):
     flops: Mapped[int | None] = mapped_column(BigInteger)
     params: Mapped[int | None] = mapped_column(BigInteger)
     predicted_accuracy: Mapped[float | None] = mapped_column(Float)
+    # Held-out: the test split neither trains the supernet nor selects the front.
+    test_accuracy: Mapped[float | None] = mapped_column(Float)
     predicted_latency_ms: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(16), default="predicted")
     feasible: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -204,16 +215,4 @@ class Dataset(Base):
     format: Mapped[str] = mapped_column(String(16))
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="RESTRICT"))
     info: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class LatencyTable(Base):
-    __tablename__ = "latency_tables"
-    __table_args__ = (UniqueConstraint("device", "space_hash"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    device: Mapped[str] = mapped_column(ForeignKey("devices.name", ondelete="CASCADE"))
-    space_hash: Mapped[str] = mapped_column(String(64))
-    uri: Mapped[str] = mapped_column(Text)
-    rows: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ from nas_service.db.models import Candidate, Job
 SORTABLE = (
     "id",
     "accuracy",
+    "test_accuracy",
     "latency_ms",
     "flops",
     "params",

@@ -42,6 +42,7 @@ class CandidateIn:
     params: int | None = None
     predicted_accuracy: float | None = None
     predicted_latency_ms: float | None = None
+    test_accuracy: float | None = None
     source: CandidateSource = CandidateSource.predicted
     feasible: bool = True
     objectives: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +115,7 @@ def upsert_candidates(s: Session, job_id: uuid.UUID, rows: Sequence[CandidateIn]
             "params": r.params,
             "predicted_accuracy": r.predicted_accuracy,
             "predicted_latency_ms": r.predicted_latency_ms,
+            "test_accuracy": r.test_accuracy,
             "source": CandidateSource(r.source).value,
             "feasible": r.feasible,
             "is_pareto": False,
@@ -139,6 +141,7 @@ def upsert_candidates(s: Session, job_id: uuid.UUID, rows: Sequence[CandidateIn]
             "flops": ex.flops,
             "params": ex.params,
             "feasible": ex.feasible,
+            "test_accuracy": ex.test_accuracy,
             "objectives": ex.objectives,
             "source": ex.source,
             "predicted_accuracy": case(

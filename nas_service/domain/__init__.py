@@ -20,17 +20,17 @@ from nas_service.domain.spec import (
     TrainingSpec,
 )
 from nas_service.domain.states import (
+    STAGES,
     TERMINAL,
     TRANSITIONS,
     ArtifactKind,
     ArtifactStatus,
     CandidateSource,
     JobStatus,
-    Stage,
-    export_kind,
 )
 
 __all__ = [
+    "STAGES",
     "TERMINAL",
     "TRANSITIONS",
     "ArtifactKind",
@@ -48,10 +48,8 @@ __all__ = [
     "PayloadTooLarge",
     "SearchSpec",
     "SpaceRef",
-    "Stage",
     "TooManyJobs",
     "TrainingSpec",
     "Unauthorized",
     "ValidationFailed",
-    "export_kind",
 ]

@@ -1,6 +1,6 @@
 """A latency target as an operator registers it: where and how its latency is measured.
 
-The settings mirror the workers' measurement profile (``workers.predictors.DeviceProfile``):
+The settings mirror the workers' measurement profile (``workers.latency.DeviceProfile``):
 
 - ``torch_device``, ``threads``, ``batch_size``: what runs, on what, how wide;
 - ``warmup``, ``repeats``: untimed runs first, then timed runs (the trimmed mean is reported);
@@ -16,13 +16,18 @@ The settings mirror the workers' measurement profile (``workers.predictors.Devic
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas_service.catalog import devices
 from nas_service.domain.errors import ValidationFailed, field_errors
 
 DEVICE_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+def _runtimes(schema: dict[str, Any]) -> None:
+    schema["enum"] = devices.names()
 
 
 class DeviceSpec(BaseModel):
@@ -35,10 +40,17 @@ class DeviceSpec(BaseModel):
     warmup: int = Field(default=10, ge=0, le=10_000)
     repeats: int = Field(default=50, ge=1, le=100_000)
     clock: Literal["wall", "cpu"] = "wall"
-    runtime: Literal["eager", "torchscript"] = "eager"
+    runtime: str = Field(default="eager", json_schema_extra=_runtimes)
     paired: bool = False
     ray_resource: str | None = Field(default=None, min_length=1, max_length=64)
     description: str = Field(default="", max_length=2000)
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, v: str) -> str:
+        if v not in devices.names():
+            raise ValueError(f"unknown runtime {v!r}; allowed: {devices.names()}")
+        return v
 
     @model_validator(mode="after")
     def _cpu_clock_needs_one_cpu_thread(self) -> DeviceSpec:

@@ -1,13 +1,15 @@
 """The job specification submitted to ``POST /jobs`` and read by the runner.
 
-This module checks what can be checked without the store or the space registry (types, ranges,
-duplicates, directions, bounds). ``nas_service.services.jobs`` checks the rest (space options,
-dataset ownership, devices, limits, ``supernet_from``).
+This module checks what can be checked without the store: types, ranges, duplicates, and every
+name against the catalog (``nas_service.catalog``: algorithms, objectives and their directions
+and bounds, built-in datasets, training presets and samplers), whose names are also the OpenAPI
+enums. ``nas_service.services.jobs`` checks the rest (the space fitted to the dataset, search
+and dataset options, dataset ownership, devices, limits, ``supernet_from``).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from typing import Any, Literal, Self
 from uuid import UUID
 
@@ -20,16 +22,22 @@ from pydantic import (
     model_validator,
 )
 
-BUILTIN_DATASETS = ("digits", "synthetic")
-OBJECTIVES = ("accuracy", "latency_ms", "flops", "params")
-# The direction that makes sense for each objective: accuracy is maximised, costs minimised.
-OBJECTIVE_DIRECTIONS: dict[str, str] = {
-    "accuracy": "max",
-    "latency_ms": "min",
-    "flops": "min",
-    "params": "min",
-}
-SAMPLER_POLICIES = ("uniform-bins", "neighbour-bins", "adaptive-bins", "best-of-k")
+from nas_service.catalog import CATALOG, datasets, objectives, searchers, training
+
+
+def _enum(names: Callable[[], list[str]]) -> Callable[[dict[str, Any]], None]:
+    """OpenAPI enum read from the catalog when the schema is built."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["enum"] = names()
+
+    return extra
+
+
+def _known(kind: str, value: str, field: str) -> str:
+    if value not in CATALOG.names(kind):
+        raise ValueError(f"unknown {field} {value!r}; allowed: {CATALOG.names(kind)}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -44,47 +52,88 @@ class SpaceRef(_Strict):
 class DatasetRef(_Strict):
     """Exactly one of ``name`` (a built-in dataset) or ``id`` (an uploaded one)."""
 
-    name: Literal["digits", "synthetic"] | None = None
+    name: str | None = Field(default=None, json_schema_extra=_enum(datasets.builtin_names))
     id: UUID | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _builtin(cls, v: str | None) -> str | None:
+        if v is not None and v not in datasets.builtin_names():
+            raise ValueError(
+                f"unknown built-in dataset {v!r}; allowed: {datasets.builtin_names()} "
+                "(an uploaded dataset is given by 'id')"
+            )
+        return v
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
         if (self.name is None) == (self.id is None):
-            raise ValueError("give exactly one of 'name' (digits, synthetic) or 'id'")
+            raise ValueError(
+                f"give exactly one of 'name' ({', '.join(datasets.builtin_names())}) or 'id'"
+            )
         return self
 
 
 class TrainingSpec(_Strict):
-    preset: Literal["tiny", "small", "default"] = "tiny"
+    preset: str = Field(default="tiny", json_schema_extra=_enum(training.preset_names))
     epochs_scale: float = Field(default=1.0, gt=0)
-    sampler: Literal["uniform", "complexity-aware"] = "complexity-aware"
-    sampler_policy: str | None = None
+    sampler: str = Field(
+        default="complexity-aware", json_schema_extra=_enum(training.sampler_names)
+    )
+    sampler_policy: str | None = Field(default=None, json_schema_extra=_enum(training.all_policies))
     batch_size: int | None = Field(default=None, ge=1, le=4096)
     lr: float | None = Field(default=None, gt=0, le=10)
 
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        return _known(training.PRESET, v, "preset")
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, v: str) -> str:
+        return _known(training.SAMPLER, v, "sampler")
+
     @field_validator("sampler_policy")
     @classmethod
-    def _known_policy(cls, v: str | None) -> str | None:
-        if v is not None and v not in SAMPLER_POLICIES:
-            raise ValueError(f"unknown sampler_policy {v!r}; allowed: {list(SAMPLER_POLICIES)}")
+    def _known_policy_name(cls, v: str | None) -> str | None:
+        if v is not None and v not in training.all_policies():
+            raise ValueError(f"unknown sampler_policy {v!r}; allowed: {training.all_policies()}")
         return v
+
+    @model_validator(mode="after")
+    def _known_policy(self) -> Self:
+        allowed = training.sampler_policies(self.sampler)
+        if self.sampler_policy in training.all_policies() and self.sampler_policy not in allowed:
+            raise ValueError(
+                f"sampler_policy {self.sampler_policy!r} does not apply to sampler "
+                f"'{self.sampler}'; allowed: {allowed}"
+            )
+        return self
 
 
 class ObjectiveSpec(_Strict):
     """``bound`` is a constraint: a floor for a maximised objective, a ceiling otherwise.
     ``direction`` defaults to the only one that makes sense for the objective."""
 
-    name: Literal["accuracy", "latency_ms", "flops", "params"]
+    name: str = Field(json_schema_extra=_enum(objectives.names))
     direction: Literal["min", "max"] | None = None
     bound: float | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, v: str) -> str:
+        return _known(objectives.KIND, v, "objective")
 
     @field_validator("direction")
     @classmethod
     def _direction(cls, v: str | None, info: ValidationInfo) -> str | None:
         name = info.data.get("name")
-        expected = OBJECTIVE_DIRECTIONS.get(name) if isinstance(name, str) else None
-        if v is not None and expected is not None and v != expected:
+        if v is None or not isinstance(name, str):
+            return v
+        expected = objectives.direction(name)
+        if v != expected:
             verb = "maximised" if expected == "max" else "minimised"
             raise ValueError(f"{name} can only be {verb} (direction '{expected}'), got '{v}'")
         return v
@@ -92,34 +141,37 @@ class ObjectiveSpec(_Strict):
     @field_validator("bound")
     @classmethod
     def _bound(cls, b: float | None, info: ValidationInfo) -> float | None:
-        if b is None:
-            return b
         name = info.data.get("name")
-        if not math.isfinite(b):
-            raise ValueError("bound must be a finite number")
-        if name == "accuracy" and not 0.0 < b <= 1.0:
-            raise ValueError(f"accuracy bound is a fraction in (0, 1], got {b:g}")
-        if name in ("latency_ms", "flops", "params") and b <= 0:
-            raise ValueError(f"{name} bound must be positive, got {b:g}")
+        if b is None or not isinstance(name, str):
+            return b
+        why = objectives.bound_error(name, b)
+        if why:
+            raise ValueError(why)
         return b
 
     @model_validator(mode="after")
     def _default_direction(self) -> Self:
         if self.direction is None:
-            self.direction = OBJECTIVE_DIRECTIONS[self.name]  # type: ignore[assignment]
+            self.direction = objectives.direction(self.name)  # type: ignore[assignment]
         return self
 
 
 class SearchSpec(_Strict):
-    algorithm: Literal["random", "evolution", "bayesian", "linas"] = "evolution"
+    algorithm: str = Field(default="evolution", json_schema_extra=_enum(searchers.names))
     budget: int = Field(default=100, ge=1)
     population: int | None = Field(default=None, ge=2)
     objectives: list[ObjectiveSpec] = Field(
         default_factory=lambda: [ObjectiveSpec(name="accuracy"), ObjectiveSpec(name="flops")],
         min_length=1,
-        max_length=len(OBJECTIVES),
     )
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the algorithm's options (see GET /api/v1/catalog)"
+    )
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, v: str) -> str:
+        return _known(searchers.KIND, v, "algorithm")
 
     @field_validator("objectives")
     @classmethod

@@ -13,13 +13,8 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
 
 
-class Stage(StrEnum):
-    training = "training"
-    predicting = "predicting"
-    searching = "searching"
-    measuring = "measuring"
-    exporting = "exporting"
-
+# The stages of a running job, in order (the ``stage`` field; the runner's stage modules).
+STAGES = ("training", "predicting", "searching", "measuring", "exporting")
 
 TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
@@ -40,32 +35,25 @@ class CandidateSource(StrEnum):
 
 
 class ArtifactKind(StrEnum):
+    """Artifacts the service itself makes; exported subnets have the kinds their export
+    formats name in the catalog (``nas_service.catalog.exports``)."""
+
     dataset = "dataset"
     checkpoint = "checkpoint"
-    subnet_weights = "subnet_weights"
-    subnet_torchscript = "subnet_torchscript"
-    subnet_onnx = "subnet_onnx"
     report = "report"
+
+
+def artifact_kind(kind: str) -> str:
+    """``kind`` if it is an artifact kind (the service's or an export format's), else an error."""
+    from nas_service.catalog import exports
+
+    allowed = [k.value for k in ArtifactKind] + exports.artifact_kinds()
+    if kind not in allowed:
+        raise ValueError(f"unknown artifact kind {kind!r}; allowed: {allowed}")
+    return str(kind)
 
 
 class ArtifactStatus(StrEnum):
     pending = "pending"
     ready = "ready"
     failed = "failed"
-
-
-EXPORT_FORMATS: dict[str, ArtifactKind] = {
-    "weights": ArtifactKind.subnet_weights,
-    "torchscript": ArtifactKind.subnet_torchscript,
-    "onnx": ArtifactKind.subnet_onnx,
-}
-EXPORT_EXTENSIONS: dict[ArtifactKind, str] = {
-    ArtifactKind.subnet_weights: "pt",
-    ArtifactKind.subnet_torchscript: "ts.pt",
-    ArtifactKind.subnet_onnx: "onnx",
-}
-
-
-def export_kind(fmt: str) -> ArtifactKind:
-    """The artifact kind of a download format (``weights``, ``torchscript``, ``onnx``)."""
-    return EXPORT_FORMATS[fmt]

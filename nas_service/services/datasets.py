@@ -10,14 +10,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from nas_service.catalog import datasets
 from nas_service.db import Dataset
 from nas_service.db import artifacts as arts
+from nas_service.db import datasets as dataset_repo
 from nas_service.domain import ArtifactKind, ArtifactStatus, Conflict, NotFound, ValidationFailed
-from nas_service.services.uploads import inspect_image_zip, inspect_npz
 from nas_service.settings import Settings
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-FORMATS = {".npz": "npz", ".zip": "image-folder"}
 
 
 def upload_dir(settings: Settings) -> Path:
@@ -27,16 +27,19 @@ def upload_dir(settings: Settings) -> Path:
 
 
 def format_of(filename: str, declared: str | None) -> str:
+    """The upload format: the one declared, else the one the file's suffix names."""
+    formats = datasets.upload_formats()
     if declared is not None:
-        if declared not in FORMATS.values():
-            raise ValidationFailed.one(
-                "format", f"unknown format {declared!r}; allowed: {sorted(FORMATS.values())}"
-            )
+        if declared not in formats:
+            raise ValidationFailed.one("format", f"unknown format {declared!r}; allowed: {formats}")
         return declared
-    fmt = FORMATS.get(Path(filename).suffix.lower())
+    by_suffix = datasets.upload_suffixes()
+    fmt = by_suffix.get(Path(filename).suffix.lower())
     if fmt is None:
         raise ValidationFailed.one(
-            "file", f"cannot tell the format of {filename!r}: upload a .npz or a .zip of images"
+            "file",
+            f"cannot tell the format of {filename!r}: upload a file ending in one of "
+            f"{sorted(by_suffix)} ({', '.join(formats)})",
         )
     return fmt
 
@@ -46,7 +49,7 @@ def check_name(s: Session, owner_id: int, name: str) -> None:
         raise ValidationFailed.one(
             "name", f"{name!r}: use 1-100 letters, digits, '.', '_' or '-', starting alphanumeric"
         )
-    if arts.dataset_name_taken(s, owner_id, name):
+    if dataset_repo.dataset_name_taken(s, owner_id, name):
         raise Conflict(f"this key already has a dataset named {name!r}")
 
 
@@ -61,15 +64,11 @@ def store_dataset(
     """Validate ``tmp_path`` (removed in every case) and store it as a ready artifact."""
     try:
         check_name(s, owner_id, name)
-        info = (
-            inspect_npz(tmp_path, settings)
-            if fmt == "npz"
-            else inspect_image_zip(tmp_path, settings)
-        )
+        info = datasets.inspector(fmt)(tmp_path, settings)
         digest, size = _sha256(tmp_path)
         dest_dir = (settings.data_dir / "datasets").resolve()
         dest_dir.mkdir(parents=True, exist_ok=True)
-        dest = dest_dir / f"{uuid.uuid4()}{'.npz' if fmt == 'npz' else '.zip'}"
+        dest = dest_dir / f"{uuid.uuid4()}{datasets.suffix(fmt)}"
         shutil.move(str(tmp_path), dest)  # same filesystem as data_dir/tmp: an atomic rename
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -85,7 +84,7 @@ def store_dataset(
         )
         info["sha256"] = digest
         info["size_bytes"] = size
-        return arts.create_dataset(s, owner_id, name, fmt, art.id, info)
+        return dataset_repo.create_dataset(s, owner_id, name, fmt, art.id, info)
     except Exception:
         dest.unlink(missing_ok=True)  # keep no file without its row
         raise
@@ -102,7 +101,7 @@ def _sha256(path: Path) -> tuple[str, int]:
 
 
 def get_owned_dataset(s: Session, owner_id: int, dataset_id: uuid.UUID) -> Dataset:
-    ds = arts.get_dataset(s, dataset_id, owner_id)
+    ds = dataset_repo.get_dataset(s, dataset_id, owner_id)
     if ds is None:
         raise NotFound(f"no dataset {dataset_id}")
     return ds

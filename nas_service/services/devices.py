@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nas_service.db import Database, Device
-from nas_service.db import artifacts as arts
+from nas_service.db import devices as device_repo
 from nas_service.domain import Conflict, NotFound
 from nas_service.domain.device import DeviceSpec
 
@@ -13,23 +13,23 @@ def register_device(db: Database, **values: object) -> DeviceSpec:
     replace the settings of the one with that name; returns what is stored."""
     spec = DeviceSpec.parse(**values)
     with db.transaction() as s:
-        row = arts.upsert_device(s, **spec.model_dump())
+        row = device_repo.upsert_device(s, **spec.model_dump())
         return device_spec(row)
 
 
 def list_devices(db: Database) -> list[DeviceSpec]:
     with db.transaction() as s:
-        return [device_spec(d) for d in arts.list_devices(s)]
+        return [device_spec(d) for d in device_repo.list_devices(s)]
 
 
 def remove_device(db: Database, name: str) -> None:
     """Remove a device. Jobs name devices in their spec, so one that active jobs target is
     refused; its latency tables go with it."""
     with db.transaction() as s:
-        row = arts.get_device(s, name)
+        row = device_repo.get_device(s, name)
         if row is None:
             raise NotFound(f"device '{name}' not found")
-        users = arts.active_jobs_targeting(s, name)
+        users = device_repo.active_jobs_targeting(s, name)
         if users:
             raise Conflict(f"device '{name}' is targeted by active jobs: {users}")
         s.delete(row)

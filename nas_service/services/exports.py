@@ -8,12 +8,12 @@ from urllib.parse import unquote, urlparse
 
 from sqlalchemy.orm import Session
 
+from nas_service.catalog import exports
 from nas_service.db import Artifact, Candidate
 from nas_service.db import artifacts as arts
 from nas_service.db import jobs as job_repo
 from nas_service.db.queries import get_candidate
 from nas_service.domain import Conflict, ExportFailed, JobStatus, NotFound, ValidationFailed
-from nas_service.domain.states import EXPORT_EXTENSIONS, EXPORT_FORMATS, ArtifactKind
 
 
 @dataclass
@@ -43,13 +43,11 @@ def subnet_download(
 ) -> SubnetDownload:
     """The ready export, or a pending one (created on first request). A failed export is an
     error unless ``retry``, which queues it again."""
-    if fmt not in EXPORT_FORMATS:
-        raise ValidationFailed.one(
-            "format", f"unknown format {fmt!r}; allowed: {sorted(EXPORT_FORMATS)}"
-        )
-    kind = EXPORT_FORMATS[fmt]
+    if fmt not in exports.names():
+        raise ValidationFailed.one("format", f"unknown format {fmt!r}; allowed: {exports.names()}")
+    kind = exports.artifact_kind(fmt)
     cand = get_owned_candidate(s, owner_id, candidate_id)
-    name = f"subnet-{cand.job_id.hex[:8]}-{cand.id}.{EXPORT_EXTENSIONS[ArtifactKind(kind)]}"
+    name = f"subnet-{cand.job_id.hex[:8]}-{cand.id}.{exports.suffix(fmt)}"
     art = arts.find_artifact(s, cand.id, kind)
     if art is None:
         job = job_repo.get_job(s, cand.job_id)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from nas_service.catalog import CATALOG, datasets, searchers
 from nas_service.db import Job
-from nas_service.db import artifacts as arts
+from nas_service.db import datasets as dataset_repo
+from nas_service.db import devices as device_repo
 from nas_service.db import jobs as repo
 from nas_service.domain import (
     Conflict,
@@ -20,21 +23,61 @@ from nas_service.domain import (
     ValidationFailed,
 )
 from nas_service.domain.dataset_options import dataset_option_errors
+from nas_service.domain.errors import field_errors
 from nas_service.services.pagination import decode_cursor, encode_cursor
 from nas_service.services.spaces import build_space
 from nas_service.settings import Settings
+from search_spaces import DataShape
 
 
 def validate_spec(s: Session, settings: Settings, owner_id: int, spec: JobSpec) -> Any:
-    """Check everything a spec refers to; returns the built space. Collects every field error
-    it can so the user fixes them in one round."""
+    """Check everything a spec refers to; returns the space the runner will build (fitted to
+    the dataset by the shared rule, ``search_spaces.fitting``). Collects every field error it
+    can so the user fixes them in one round."""
     errors: list[FieldError] = []
+    shape, shape_errors = _dataset_shape(s, owner_id, spec)
+    errors.extend(shape_errors)
     space = None
     try:
-        space = build_space(spec.space.id, dict(spec.space.options))
+        space = build_space(spec.space.id, dict(spec.space.options), data=shape)
     except ValidationFailed as exc:
         errors.extend(exc.errors)
+    errors.extend(_limit_errors(settings, spec))
+    errors.extend(_search_option_errors(spec))
+    for i, name in enumerate(spec.devices):
+        if device_repo.get_device(s, name) is None:
+            known = [d.name for d in device_repo.list_devices(s)]
+            errors.append(FieldError(f"devices[{i}]", f"unknown device '{name}'; known: {known}"))
+    if space is not None:
+        errors.extend(_impossible_bounds(spec, space))
+    if spec.supernet_from is not None:
+        errors.extend(_check_supernet_from(s, owner_id, spec, space))
+    if errors:
+        raise ValidationFailed(errors)
+    return space
 
+
+def _dataset_shape(
+    s: Session, owner_id: int, spec: JobSpec
+) -> tuple[DataShape | None, list[FieldError]]:
+    """The shape the space is fitted to (None when only loading the data would tell), and the
+    problems with the dataset reference and its options."""
+    options = dict(spec.dataset.options)
+    if spec.dataset.name is not None:
+        kind, info = spec.dataset.name, {}
+    else:
+        ds = dataset_repo.get_dataset(s, spec.dataset.id, owner_id) if spec.dataset.id else None
+        if ds is None:
+            return None, [FieldError("dataset.id", f"no dataset {spec.dataset.id} for this key")]
+        kind, info = ds.format, dict(ds.info or {})
+    errors = dataset_option_errors(kind, options)
+    if errors:
+        return None, errors
+    return datasets.data_shape(kind, options, info), []
+
+
+def _limit_errors(settings: Settings, spec: JobSpec) -> list[FieldError]:
+    errors = []
     if spec.search.budget > settings.max_budget:
         errors.append(
             FieldError(
@@ -53,48 +96,28 @@ def validate_spec(s: Session, settings: Settings, owner_id: int, spec: JobSpec) 
                 f"{spec.training.epochs_scale} exceeds the limit {settings.max_epochs_scale}",
             )
         )
-    for i, name in enumerate(spec.devices):
-        if arts.get_device(s, name) is None:
-            known = [d.name for d in arts.list_devices(s)]
-            errors.append(FieldError(f"devices[{i}]", f"unknown device '{name}'; known: {known}"))
-
-    if spec.dataset.id is not None:
-        ds = arts.get_dataset(s, spec.dataset.id, owner_id)
-        if ds is None:
-            errors.append(FieldError("dataset.id", f"no dataset {spec.dataset.id} for this key"))
-        else:
-            errors.extend(dataset_option_errors(ds.format, dict(spec.dataset.options)))
-            if space is not None:
-                errors.extend(_dataset_fits_space(ds.info, space.spec()))
-    elif spec.dataset.name is not None:
-        errors.extend(dataset_option_errors(spec.dataset.name, dict(spec.dataset.options)))
-
-    if space is not None:
-        errors.extend(_impossible_bounds(spec, space))
-
-    if spec.supernet_from is not None:
-        errors.extend(_check_supernet_from(s, owner_id, spec, space))
-    if errors:
-        raise ValidationFailed(errors)
-    return space
+    return errors
 
 
-def _dataset_fits_space(info: dict[str, Any], space_spec: dict[str, Any]) -> list[FieldError]:
-    out = []
-    for key in ("num_classes", "in_channels", "in_features"):
-        want, have = space_spec.get(key), info.get(key)
-        if want is not None and have is not None and want != have:
-            out.append(
-                FieldError(
-                    f"space.options.{key}",
-                    f"the space has {key}={want} but the dataset has {have}",
-                )
-            )
-    return out
+def _search_option_errors(spec: JobSpec) -> list[FieldError]:
+    """``search.options`` against the algorithm's options model (the one the workers use)."""
+    entry = CATALOG.get(searchers.KIND, spec.search.algorithm)
+    try:
+        entry.validate_options(spec.search.options)
+    except ValidationError as exc:
+        allowed = sorted(entry.options.model_fields) if entry.options else []
+        unknown = f"unknown option for {entry.name}; allowed: {allowed}"
+        errs = [
+            {**e, "msg": unknown} if e["type"] == "extra_forbidden" else e for e in exc.errors()
+        ]
+        return field_errors(errs, prefix="search.options", whole="search.options")
+    except ValueError as exc:
+        return [FieldError("search.options", str(exc))]
+    return []
 
 
 def _impossible_bounds(spec: JobSpec, space: Any) -> list[FieldError]:
-    """A cost ceiling below the space's smallest network can never be met."""
+    """A cost ceiling below the fitted space's smallest network can never be met."""
     out = []
     smallest = space.min_arch()
     floors = {"flops": space.flops(smallest), "params": space.params(smallest)}
@@ -104,8 +127,8 @@ def _impossible_bounds(spec: JobSpec, space: Any) -> list[FieldError]:
             out.append(
                 FieldError(
                     f"search.objectives[{i}].bound",
-                    f"{obj.name} <= {obj.bound:g} is impossible: the smallest network in "
-                    f"space '{spec.space.id}' has {floor}",
+                    f"{obj.name} <= {obj.bound:g} is impossible: the smallest network of "
+                    f"space '{spec.space.id}' on this dataset has {floor:,}",
                 )
             )
     return out
@@ -126,10 +149,11 @@ def _check_supernet_from(s: Session, owner_id: int, spec: JobSpec, space: Any) -
         ]
     if space is None:
         return []
-    src_space = src.spec.get("space", {})
     try:
-        src_spec = build_space(src_space.get("id", ""), dict(src_space.get("options", {}))).spec()
-    except ValidationFailed:
+        src_job = JobSpec.model_validate(src.spec)
+        shape, _ = _dataset_shape(s, owner_id, src_job)
+        src_spec = build_space(src_job.space.id, dict(src_job.space.options), data=shape).spec()
+    except (ValidationFailed, ValidationError):
         src_spec = None
     if src_spec != space.spec():
         return [

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from nas_service.domain import ValidationFailed
+from search_spaces import DataShape
 
 
-def build_space(space_id: str, options: dict[str, Any], field: str = "space") -> Any:
-    """The space object, or ``ValidationFailed`` naming ``field.id`` / ``field.options``."""
-    from search_spaces import UnknownSpace, get_space
+def build_space(
+    space_id: str,
+    options: dict[str, Any],
+    field: str = "space",
+    *,
+    data: DataShape | None = None,
+) -> Any:
+    """The space object, or ``ValidationFailed`` naming ``field.id`` / ``field.options``.
+
+    With ``data`` (the dataset's shape) the space is fitted to it by the rule the runner
+    follows (``search_spaces.fitting``): exactly the space the job will train."""
+    from search_spaces import SpaceFitError, UnknownSpace, fit_space, get_space
 
     try:
+        if data is not None:
+            return fit_space(space_id, options, data)
         return get_space(space_id, **options)
     except UnknownSpace as exc:
         raise ValidationFailed.one(f"{field}.id", str(exc)) from exc
+    except SpaceFitError as exc:
+        raise ValidationFailed.one(exc.field.replace("space", field, 1), exc.reason) from exc
     except TypeError as exc:
         # An unexpected keyword: name it instead of echoing the constructor's signature.
         text = str(exc)
@@ -30,42 +43,12 @@ def build_space(space_id: str, options: dict[str, Any], field: str = "space") ->
         raise ValidationFailed.one(f"{field}.options", str(exc)) from exc
 
 
-def space_summary(space_id: str, description: str) -> dict[str, Any]:
-    return _summary(space_id, description)
-
-
-@lru_cache(maxsize=32)
-def _summary(space_id: str, description: str) -> dict[str, Any]:
-    from search_spaces import get_space
-
-    space = get_space(space_id)
-    kinds: dict[str, dict[str, Any]] = {}
-    for d in space.dims:
-        k = kinds.setdefault(d.kind, {"count": 0, "choices": set()})
-        k["count"] += 1
-        k["choices"].update(d.choices)
-    mn, mx = space.min_arch(), space.max_arch()
-    try:
-        size: int | None = int(space.size())
-    except NotImplementedError:
-        size = None
-    return {
-        "id": space_id,
-        "description": description,
-        "default_spec": space.spec(),
-        "num_dims": len(space.dims),
-        "dims_by_kind": {
-            kind: {"count": v["count"], "choices": sorted(v["choices"])}
-            for kind, v in sorted(kinds.items())
-        },
-        # A string: space sizes exceed 2**53, beyond what a JavaScript number holds exactly.
-        "size": None if size is None else str(size),
-        "flops_range": [space.flops(mn), space.flops(mx)],
-        "params_range": [space.params(mn), space.params(mx)],
-    }
-
-
 def list_space_summaries() -> list[dict[str, Any]]:
-    from search_spaces import list_spaces
+    """Every space of the catalog with its summary (dimensions, size, MACs range)."""
+    from nas_service.catalog import CATALOG
+    from nas_service.catalog.spaces import summary
 
-    return [space_summary(sid, desc) for sid, desc in list_spaces().items()]
+    return [
+        {"id": e.name, "description": e.summary, **e.info, **summary(e.name)}
+        for e in CATALOG.entries("space")
+    ]

@@ -53,7 +53,7 @@ def test_submit_then_read(api: Api) -> None:
         ({"space.options": {"colour": 1}}, "space.options.colour", "unknown option 'colour'"),
         ({"devices": ["cpu", "tpu"]}, "devices[1]", "unknown device 'tpu'"),
         ({"devices": ["cpu", "cpu"]}, "devices", "more than once"),
-        ({"dataset": {"name": "mnist"}}, "dataset.name", "'digits' or 'synthetic'"),
+        ({"dataset": {"name": "mnist"}}, "dataset.name", "unknown built-in dataset 'mnist'"),
         ({"dataset": {"name": "digits", "id": str(uuid.uuid4())}}, "dataset", "exactly one"),
         ({"dataset": {"id": str(uuid.uuid4())}}, "dataset.id", "no dataset"),
         (
@@ -149,7 +149,7 @@ def test_supernet_from_must_be_own_succeeded_same_space(
         assert repo.claim_next_job(s, "w") is not None
         assert repo.finish_job(s, uuid.UUID(src["id"]), "w", JobStatus.succeeded) is not None
     assert _submit(api, spec(supernet_from=src["id"]))["supernet_from"] == src["id"]
-    other_space = spec(**{"space.options": {"in_features": 64, "num_classes": 3}})
+    other_space = spec(**{"space.options": {"widths": [16, 32], "depths": [1, 2]}})
     errors = _errors(api.post("/api/v1/jobs", json={**other_space, "supernet_from": src["id"]}))
     assert "the space must be the same" in errors["supernet_from"]
     errors = _errors(other_api.post("/api/v1/jobs", json=spec(supernet_from=src["id"])))

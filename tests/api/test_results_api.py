@@ -10,7 +10,7 @@ from nas_service.db import Database
 from nas_service.db import artifacts as arts
 from nas_service.db import jobs as repo
 from nas_service.db.results import CandidateIn, set_pareto, upsert_candidates
-from nas_service.domain import ArtifactKind, CandidateSource, JobStatus
+from nas_service.domain import CandidateSource, JobStatus
 from tests.api.client import Api
 from tests.api.specs import spec
 
@@ -132,7 +132,7 @@ def test_failed_export_and_failed_job(api: Api, db: Database) -> None:
     url = f"/api/v1/candidates/{ids[1]}/subnet"
     art_id = api.get(url).json()["artifact_id"]  # default format: weights
     with db.transaction() as s:
-        found = arts.find_artifact(s, ids[1], ArtifactKind.subnet_weights)
+        found = arts.find_artifact(s, ids[1], "subnet_weights")
         assert found is not None and found.id == art_id
         arts.mark_artifact_failed(s, art_id, "parity check failed: max |diff| 0.3")
     r = api.get(url)
@@ -146,3 +146,52 @@ def test_failed_export_and_failed_job(api: Api, db: Database) -> None:
     _finish(db, jid, JobStatus.failed)
     r = api.get(f"/api/v1/candidates/{ids[2]}/subnet", params={"format": "torchscript"})
     assert r.status_code == 409 and "is failed" in r.json()["detail"]
+
+
+def test_finished_job_shows_its_outcome_and_held_out_accuracy(api: Api, db: Database) -> None:
+    """A job that found no feasible subnet says so in the job and in its front; a measured
+    candidate shows its validation and its held-out test accuracy apart, and sorts by either."""
+    jid = uuid.UUID(api.post("/api/v1/jobs", json=spec()).json()["id"])
+    rows = [
+        CandidateIn(
+            arch={"d": 1},
+            genotype=(1,),
+            accuracy=0.93,
+            test_accuracy=0.88,
+            flops=300,
+            source=CandidateSource.measured,
+        ),
+        CandidateIn(
+            arch={"d": 2},
+            genotype=(2,),
+            accuracy=0.95,
+            test_accuracy=0.86,
+            flops=900,
+            source=CandidateSource.measured,
+        ),
+        CandidateIn(arch={"d": 3}, genotype=(3,), accuracy=0.9, flops=500),
+    ]
+    with db.transaction() as s:
+        ids = upsert_candidates(s, jid, rows)
+    base = f"/api/v1/jobs/{jid}/candidates"
+    by_test = api.get(base, params={"sort": "test_accuracy", "order": "desc"}).json()["items"]
+    assert [c["id"] for c in by_test][:2] == [ids[0], ids[1]]
+    first = next(c for c in by_test if c["id"] == ids[0])
+    assert (first["accuracy"], first["test_accuracy"]) == (0.93, 0.88)
+    assert next(c for c in by_test if c["id"] == ids[2])["test_accuracy"] is None
+    outcome = {
+        "code": "no_feasible_subnet",
+        "message": "no feasible subnet on cpu: the smallest network measures 7.2 ms, above the "
+        "5 ms bound (latency_ms<=5)",
+        "devices": {"cpu": {"code": "no_feasible_subnet", "front": 0, "closest": []}},
+    }
+    with db.transaction() as s:
+        assert repo.claim_next_job(s, "w") is not None
+        assert repo.finish_job(s, jid, "w", JobStatus.succeeded, outcome=outcome) is not None
+    job = api.get(f"/api/v1/jobs/{jid}").json()
+    assert (job["status"], job["outcome"]) == ("succeeded", outcome)
+    front = api.get(f"/api/v1/jobs/{jid}/pareto").json()
+    assert (front["front"], front["final"], front["outcome"]) == ([], True, outcome)
+    schema = api.get("/openapi.json").json()["components"]["schemas"]["CandidateOut"]
+    assert "held-out" in schema["properties"]["test_accuracy"]["description"]
+    assert "validation" in schema["properties"]["accuracy"]["description"]

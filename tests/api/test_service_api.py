@@ -50,7 +50,7 @@ def test_health_ready_docs_need_no_key(api: Api) -> None:
     assert (ready["status"], ready["database"], ready["revision"]) == (
         "ready",
         "postgresql",
-        "0003",
+        "0004",
     )
     schema = anon.get("/openapi.json").json()
     assert "/api/v1/jobs/{job_id}/pareto" in schema["paths"]
@@ -64,7 +64,7 @@ def test_readyz_reports_unmigrated_database(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
     r = TestClient(create_app(settings)).get("/api/v1/readyz")
     assert r.status_code == 503 and r.json()["code"] == "not_ready"
-    assert "database at migration None, code expects 0003" in r.json()["detail"]
+    assert "database at migration None, code expects 0004" in r.json()["detail"]
 
 
 def test_catalogue(api: Api) -> None:

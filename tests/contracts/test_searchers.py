@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search_spaces import get_space
+from search_spaces import get_space, list_spaces
 from search_spaces.base import Arch, Dim, SearchSpace
 from workers.search import (
     SEARCHERS,
@@ -220,6 +220,42 @@ def test_bayesian_gp_sampler_is_valid_and_seeded() -> None:
     first = go()
     assert len({space.encode(a) for a in first}) == 12
     assert go() == first
+
+
+# Every registered space, with small options (mbv3 as the 8x8 single-channel digits space).
+REGISTERED: dict[str, dict[str, Any]] = {
+    "mbv3": {"num_classes": 10, "in_channels": 1, "small_input": True, "resolutions": (8,)},
+    "mlp": {"widths": (8, 16, 32, 48, 64, 96), "depths": (1, 2, 3, 4)},
+}
+
+
+def test_every_registered_space_is_covered() -> None:
+    assert set(REGISTERED) == set(list_spaces())
+
+
+@pytest.mark.parametrize("space_id", sorted(REGISTERED))
+@pytest.mark.parametrize("key", ["evolution", "linas"])
+def test_proposals_vary_told_archs(key: str, space_id: str) -> None:
+    # After the first population every proposal should be a variation of what was measured:
+    # new, and a few genes (canonical genotype) from some told arch. Random archs would be ~27
+    # of 46 genes away in mbv3.
+    space = get_space(space_id, **REGISTERED[space_id])
+    s = make_searcher(key, space, OBJS, seed=5, batch_size=BATCH, **OPTIONS[key])
+    told: list[tuple[int, ...]] = []
+    new, near = [], []
+    for r in range(6):
+        archs = s.ask(BATCH)
+        genes = [space.encode(a) for a in archs]
+        if r:  # the first batch is the (constraint-first, else uniform) first population
+            t = np.asarray(told)
+            for g in genes:
+                new.append(g not in set(told))
+                near.append(int((t != np.asarray(g)).sum(axis=1).min()) <= 4)
+        s.tell(archs, [evaluate(space, a) for a in archs])
+        told += genes
+    assert np.mean(new) >= 0.9
+    assert np.mean(near) >= 0.9
+    assert s.state()["random_fill"] == 0
 
 
 def test_small_space_is_exhausted_without_repeats() -> None:

@@ -8,21 +8,15 @@ from nas_service.db import Database
 from nas_service.db.artifacts import (
     claim_exports,
     create_artifact,
-    create_dataset,
     find_artifact,
-    get_dataset,
-    get_device,
-    get_latency_table,
-    list_datasets,
-    list_devices,
     mark_artifact_failed,
     mark_artifact_ready,
     pending_exports,
     request_export,
     reset_failed_export,
-    upsert_device,
-    upsert_latency_table,
 )
+from nas_service.db.datasets import create_dataset, get_dataset, list_datasets
+from nas_service.db.devices import get_device, list_devices, upsert_device
 from nas_service.db.jobs import claim_next_job, finish_job
 from nas_service.db.keys import find_key, list_keys, revoke_key
 from nas_service.db.queries import get_candidate
@@ -46,10 +40,10 @@ def test_export_request_is_idempotent_and_claimed_once(db: Database) -> None:
     with db.transaction() as s:
         cand = get_candidate(s, ids[0], owner)
         assert cand is not None and get_candidate(s, ids[0], owner + 1) is None
-        a1 = request_export(s, cand, owner, ArtifactKind.subnet_onnx)
-        a2 = request_export(s, cand, owner, ArtifactKind.subnet_onnx)
+        a1 = request_export(s, cand, owner, "subnet_onnx")
+        a2 = request_export(s, cand, owner, "subnet_onnx")
         assert a1.id == a2.id and a1.status == "pending"
-        w = request_export(s, cand, owner, ArtifactKind.subnet_weights)
+        w = request_export(s, cand, owner, "subnet_weights")
         assert w.id != a1.id
         assert [a.id for a in pending_exports(s)] == [a1.id, w.id]
         # The job is still queued: a general worker gets nothing, the job's runner gets both.
@@ -74,14 +68,14 @@ def test_export_request_is_idempotent_and_claimed_once(db: Database) -> None:
     with db.transaction() as s:
         assert mark_artifact_ready(s, a1.id, uri="file:///x.onnx", sha256="ab" * 32, size_bytes=9)
         assert mark_artifact_failed(s, w.id, "parity check failed: max diff 0.1")
-        ready = find_artifact(s, ids[0], ArtifactKind.subnet_onnx)
+        ready = find_artifact(s, ids[0], "subnet_onnx")
         assert ready is not None and (ready.status, ready.size_bytes) == ("ready", 9)
-        failed = find_artifact(s, ids[0], ArtifactKind.subnet_weights)
+        failed = find_artifact(s, ids[0], "subnet_weights")
         assert failed is not None and failed.error == "parity check failed: max diff 0.1"
         assert reset_failed_export(s, w.id)
         assert not reset_failed_export(s, w.id)
         assert [a.id for a in pending_exports(s)] == [w.id]
-        assert find_artifact(s, ids[1], ArtifactKind.subnet_onnx) is None
+        assert find_artifact(s, ids[1], "subnet_onnx") is None
 
 
 def test_runner_claims_exports_of_its_running_job(db: Database) -> None:
@@ -89,7 +83,7 @@ def test_runner_claims_exports_of_its_running_job(db: Database) -> None:
     with db.transaction() as s:
         cand = get_candidate(s, ids[0])
         assert cand is not None
-        art = request_export(s, cand, owner, ArtifactKind.subnet_torchscript)
+        art = request_export(s, cand, owner, "subnet_torchscript")
         assert [a.id for a in claim_exports(s, "runner", job_id=jid)] == [art.id]  # type: ignore[arg-type]
         assert claim_exports(s, "runner", job_id=jid) == []  # type: ignore[arg-type]
 
@@ -114,11 +108,6 @@ def test_devices_seeded_and_upserted(db: Database) -> None:
         dev = upsert_device(s, "phone", ray_resource="phone", threads=2, runtime="torchscript")
         assert (dev.threads, dev.runtime) == (2, "torchscript")
         assert get_device(s, "nope") is None
-        t = upsert_latency_table(s, "phone", "h1", "file:///lut.json", 10)
-        t2 = upsert_latency_table(s, "phone", "h1", "file:///lut2.json", 12)
-        assert t.id == t2.id and t2.rows == 12
-        found = get_latency_table(s, "phone", "h1")
-        assert found is not None and found.uri == "file:///lut2.json"
 
 
 def test_keys_hashed_and_revocable(db: Database) -> None:

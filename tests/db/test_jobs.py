@@ -19,6 +19,7 @@ from nas_service.db.jobs import (
     list_events,
     list_jobs,
     reap_stale,
+    reap_stalled,
     request_cancel,
     requeue_job,
     retry_job,
@@ -237,3 +238,74 @@ def test_reaper_uses_the_database_clock(db: Database) -> None:
         assert heartbeat(s, stale, "w2") is None
         again = claim_next_job(s, "w3")
         assert again is not None and again.id == stale and again.attempt == 2
+
+
+def test_a_finished_job_keeps_its_outcome_and_a_retry_clears_it(db: Database) -> None:
+    """The outcome a runner reports (here: no feasible subnet) is stored with the terminal
+    transition and in its event; a later retry starts without it."""
+    _, (jid,) = make_jobs(db, 1)
+    outcome = {
+        "code": "no_feasible_subnet",
+        "message": "no feasible subnet on cpu: the smallest network measures 7.2 ms",
+        "devices": {"cpu": {"code": "no_feasible_subnet", "front": 0, "closest": []}},
+    }
+    with db.transaction() as s:
+        assert claim_next_job(s, "w1") is not None
+    with db.transaction() as s:
+        assert finish_job(s, jid, "w1", JobStatus.failed, outcome=outcome) is not None
+    with db.transaction() as s:
+        job = get_job(s, jid)
+        assert job is not None and job.outcome == outcome
+        last = list_events(s, jid)[-1]
+        assert (last.to_status, last.data) == ("failed", {"outcome": outcome})
+    with db.transaction() as s:
+        assert retry_job(s, jid) is not None
+    with db.transaction() as s:
+        job = get_job(s, jid)
+        assert job is not None and job.status == "queued" and job.outcome is None
+
+
+def test_a_requeue_never_leaves_a_queued_job_with_a_cancel_request(db: Database) -> None:
+    """A running job whose cancel was requested is not put back in the queue when its worker
+    goes (a dispatcher shutdown or the reaper): it ends cancelled. The table refuses the
+    combination outright."""
+    from sqlalchemy.exc import IntegrityError
+
+    _, (jid, other) = make_jobs(db, 2)
+    with db.transaction() as s:
+        assert claim_next_job(s, "w1") is not None
+        assert request_cancel(s, jid) is not None
+    with db.transaction() as s:
+        job = requeue_job(s, jid, "dispatcher w1 shut down", "w1")
+        assert job is not None and (job.status, job.cancel_requested) == ("cancelled", False)
+    assert _events(db, jid)[-1] == ("requeued", "running", "cancelled")
+    with pytest.raises(IntegrityError), db.transaction() as s:
+        s.execute(update(Job).where(Job.id == other).values(cancel_requested=True))
+
+
+def test_a_job_whose_runner_reports_nothing_is_failed_with_the_reason(db: Database) -> None:
+    """The dispatcher's plain heartbeat keeps a job alive but is not progress: a job whose
+    runner stopped reporting is failed by reap_stalled, and says why; a job that reports
+    progress is left alone."""
+    _, (stuck, moving) = make_jobs(db, 2)
+    with db.transaction() as s:
+        assert claim_next_job(s, "w1") is not None
+        assert claim_next_job(s, "w1") is not None
+        heartbeat(s, stuck, "w1", stage="predicting", progress={"device": "phone"})
+    with db.transaction() as s:
+        # Backdate the stuck job's last progress; the worker still beats for both.
+        s.execute(
+            update(Job).where(Job.id == stuck).values(progress_at=utcnow() - timedelta(hours=2))
+        )
+        assert heartbeat(s, stuck, "w1") is False
+        heartbeat(s, moving, "w1", stage="training", progress={"epoch": 3})
+    with db.transaction() as s:
+        assert reap_stale(s, timedelta(seconds=60)) == []  # heartbeats are fresh
+        assert reap_stalled(s, timedelta(hours=1)) == [stuck]
+    with db.transaction() as s:
+        job = get_job(s, stuck)
+        assert job is not None and job.status == "failed"
+        assert "no progress for over 3600 s in stage 'predicting'" in (job.error or "")
+        assert "resource" in (job.error or "")
+        assert _status(db, moving) == "running"
+    assert _events(db, stuck)[-1] == ("stalled", "running", "failed")

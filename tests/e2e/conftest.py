@@ -110,7 +110,7 @@ def api_key(e2e_db: Database) -> str:
 
 @pytest.fixture(scope="module")  # stopped after each module: one local Ray at a time
 def dispatcher(e2e_settings: Settings, live_server: str) -> Iterator[subprocess.Popen[bytes]]:
-    """The real dispatcher (``python -m workers.dispatcher``) against the e2e database."""
+    """The real dispatcher (``python -m workers.runtime.dispatcher``) against the e2e database."""
     proc = start_dispatcher(e2e_settings)
     time.sleep(1.0)
     if proc.poll() is not None:

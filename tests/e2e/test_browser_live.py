@@ -22,7 +22,7 @@ from nas_service.db import jobs as job_repo
 from nas_service.db.artifacts import find_artifact, mark_artifact_ready
 from nas_service.db.results import CandidateIn, MetricRow, add_train_metrics, upsert_candidates
 from nas_service.db.results import set_pareto as store_front
-from nas_service.domain import ArtifactKind, CandidateSource, JobStatus
+from nas_service.domain import CandidateSource, JobStatus
 from nas_service.settings import Settings
 from tests.e2e.conftest import screenshot, serve_app, sign_in
 from tests.pg import new_key, private_database
@@ -151,7 +151,7 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
     exported = tmp_path / "export.pt"
     exported.write_bytes(b"exported subnet weights")
     with page.expect_download(timeout=20_000) as dl, db.transaction() as s:
-        art = find_artifact(s, ids[1], ArtifactKind.subnet_weights)
+        art = find_artifact(s, ids[1], "subnet_weights")
         assert art is not None and art.status == "pending"
         mark_artifact_ready(
             s,
@@ -197,3 +197,65 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
     page.click("a[href='#/jobs']")
     page.wait_for_selector(f"#jobs-body tr[data-job-id='{job_id}'] [data-status='queued']")
     screenshot(page, "jobs.png")
+
+
+def test_a_job_without_a_feasible_subnet_says_why_and_accuracies_name_their_split(
+    store_and_url: tuple[Database, str], new_page: Callable[[str], Any]
+) -> None:
+    """A finished job whose bounds nothing met: the job list and the job page do not show a
+    plain green success; the Pareto panel shows the outcome's reason and the closest
+    candidates. A measured candidate's held-out test accuracy appears beside its validation
+    accuracy in the tooltip."""
+    db, url = store_and_url
+    key = new_key(db, f"nofeas-{uuid.uuid4().hex[:6]}")[1]
+    auth = {"Authorization": f"Bearer {key}"}
+    job_id = httpx.post(f"{url}/api/v1/jobs", json=SPEC, headers=auth).json()["id"]
+    jid = uuid.UUID(job_id)
+    row = candidate(1, acc=0.91, flops=90000, measured=True, ok=False)
+    row.test_accuracy = 0.8765
+    with db.transaction() as s:
+        job_repo.transition(
+            s, jid, JobStatus.running, from_=[JobStatus.queued], values={"worker_id": WORKER}
+        )
+        (cid,) = upsert_candidates(s, jid, [row])
+    message = (
+        "no feasible subnet on cpu: the smallest network measures 41,000 MACs, above the "
+        "30,000 MACs bound (flops<=30000)"
+    )
+    outcome = {
+        "code": "no_feasible_subnet",
+        "message": message,
+        "devices": {
+            "cpu": {
+                "code": "no_feasible_subnet",
+                "front": 0,
+                "closest": [
+                    {
+                        "id": cid,
+                        "arch_short": "d2-w64",
+                        "source": "measured",
+                        "violation": 2.0,
+                        "metrics": {"accuracy": 0.91, "flops": 90000.0},
+                    }
+                ],
+            }
+        },
+    }
+    with db.transaction() as s:
+        job_repo.finish_job(s, jid, WORKER, JobStatus.succeeded, outcome=outcome)
+
+    page = new_page(url)
+    sign_in(page, key)
+    badge = page.locator(f"#jobs-body tr[data-job-id='{job_id}'] [data-status='succeeded']")
+    badge.wait_for()
+    assert badge.inner_text() == "succeeded: no feasible subnet"
+    page.click(f"#jobs-body tr[data-job-id='{job_id}'] a")
+    page.wait_for_selector("#pareto-outcome:not([hidden])")
+    text = page.inner_text("#pareto-outcome")
+    assert "No feasible subnet." in text and message in text
+    assert page.locator("#outcome-closest li").count() == 1
+    assert f"#{cid} d2-w64" in page.inner_text("#outcome-closest li")
+    assert page.inner_text("#job-status") == "succeeded: no feasible subnet"
+    page.hover("#pareto-plot .point >> nth=0")
+    tip = page.inner_text("#pareto-plot .tooltip")
+    assert "accuracy (val)" in tip and "accuracy (test, held out)" in tip and "0.8765" in tip

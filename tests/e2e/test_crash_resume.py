@@ -71,7 +71,7 @@ class Services:
         return proc
 
     def dispatcher(self) -> subprocess.Popen[bytes]:
-        return self._start("dispatcher", ["-m", "workers.dispatcher", "--num-cpus", "2"])
+        return self._start("dispatcher", ["-m", "workers.runtime.dispatcher", "--num-cpus", "2"])
 
     def api(self, port: int) -> subprocess.Popen[bytes]:
         proc = self._start("api", ["-m", "nas_service.api", "--port", str(port)])
@@ -123,12 +123,13 @@ def _candidates(store: Database, jid: uuid.UUID) -> list[Any]:
 def _schedule(training: dict[str, Any]) -> list[tuple[str, int]]:
     """Every (phase, epoch) the job's training config runs, in order."""
     from search_spaces import get_space
-    from workers.pipeline import tools
+    from workers.data import space_options_for
+    from workers.pipeline import work
     from workers.pipeline.job import DataRef
 
-    data = tools.load_data(DataRef("digits", TINY_SPEC["seed"]))
-    opts = {**tools.space_options_for("mlp", data), **TINY_SPEC["space"]["options"]}
-    cfg = tools.train_config(get_space("mlp", **opts), data, training)
+    data = work.load_data(DataRef("digits", TINY_SPEC["seed"]))
+    opts = {**space_options_for("mlp", data), **TINY_SPEC["space"]["options"]}
+    cfg = work.train_config(get_space("mlp", **opts), data, training)
     return [(p.name, e) for p in cfg.phases for e in range(1, p.epochs + 1)]
 
 

@@ -1,5 +1,5 @@
 """One job end to end over HTTP: the API served by uvicorn, the real dispatcher
-(``python -m workers.dispatcher``) on a local Ray, a real PostgreSQL. Submitted with a key,
+(``python -m workers.runtime.dispatcher``) on a local Ray, a real PostgreSQL. Submitted with a key,
 polled to ``succeeded``; the Pareto front is non-empty and every download format loads and
 reproduces the supernet (ONNX within 1e-4). A non-Pareto candidate's export is made on request.
 """
@@ -23,7 +23,7 @@ from nas_service.settings import Settings
 from search_spaces.nn import build_static
 from tests.workers.conftest_ray import TINY_SPEC, make_spec
 from workers.bn import recalibrate_bn
-from workers.pipeline import DataRef, tools
+from workers.pipeline import DataRef, work
 from workers.training import load_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -42,9 +42,9 @@ def _reference(settings: Settings, job_id: str, arch: dict[str, int]) -> tuple[A
     _, net = load_checkpoint(final)
     net.set_active(arch)
     data = DataRef("digits", JOB["seed"])
-    x_bn = tools.bn_subset(data, JOB["seed"])
+    x_bn = work.bn_subset(data, JOB["seed"])
     recalibrate_bn(net, [net.prepare_input(x_bn[i : i + 200]) for i in range(0, len(x_bn), 200)])
-    x_val, _ = tools.load_data(data).tensors("val")
+    x_val, _ = work.load_data(data).tensors("val")
     x = net.prepare_input(x_val[:32])
     with torch.no_grad():
         return x, net(x)

@@ -50,7 +50,7 @@ def test_quickstart_runs_the_digits_example_to_a_front(tmp_path: Path) -> None:
     assert re.search(r"API key:\s+nas_\S+", out), tail
     assert "succeeded" in out, tail
     front = out.split("Pareto front:", 1)[1].strip().splitlines()
-    assert front[0].split()[:3] == ["id", "accuracy", "flops"], tail
+    assert front[0].split()[:4] == ["id", "accuracy(val)", "accuracy(test)", "flops"], tail
     assert len(front) >= 3, f"at least one architecture on the front\n{tail}"
     # The embedded store was created where NAS_DATA_DIR says, and the service is gone.
     assert (tmp_path / "var" / "nas.sqlite").is_file()

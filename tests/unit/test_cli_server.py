@@ -19,7 +19,7 @@ from nas_service.db import Database
 from nas_service.db import jobs as job_repo
 from nas_service.db.artifacts import find_artifact, mark_artifact_ready
 from nas_service.db.results import CandidateIn, upsert_candidates
-from nas_service.domain import ArtifactKind, JobStatus
+from nas_service.domain import JobStatus
 from nas_service.settings import Settings
 from tests.e2e.conftest import (  # noqa: F401 (fixtures)
     dispatcher,
@@ -203,7 +203,7 @@ def test_download_waits_through_202_until_the_export_is_made(
     art = None
     for _ in range(100):  # the first request asks for the export: a pending artifact appears
         with e2e_db.transaction() as s:
-            art = find_artifact(s, cid, ArtifactKind.subnet_onnx)
+            art = find_artifact(s, cid, "subnet_onnx")
         if art is not None:
             break
         time.sleep(0.1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nas_service.cli import build_parser, dashboard_url, load_job_file
-from nas_service.cli_view import StageBars, front_table, job_line, stage_fraction
+from nas_service.cli_view import StageBars, front_table, job_line, outcome_text, stage_fraction
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -62,7 +62,7 @@ def test_front_table_shows_objectives_and_never_turns_missing_into_zero() -> Non
     job = {"spec": {"search": {"objectives": [{"name": "accuracy"}, {"name": "flops"}]}}}
     text = front_table(front, job)
     header, _rule, first, second = text.splitlines()
-    assert header.split()[:3] == ["id", "accuracy", "flops"]
+    assert header.split()[:3] == ["id", "accuracy(val)", "flops"]
     assert first.split()[:3] == ["7", "0.91", "12,345"]
     assert "d2-w64" in first
     # The prediction stands in for the missing measurement; latency is unknown: a dash.
@@ -144,3 +144,47 @@ def test_front_table_names_the_device_when_a_job_has_several() -> None:
     assert [ln.split()[:2] for ln in lines[2:]] == [["2", "cpu"], ["9", "cpu"], ["7", "cpu-stable"]]
     single = front_table({"front": [{"id": 1, "device": "cpu", "accuracy": 0.9}]})
     assert "device" not in single.splitlines()[0]
+
+
+def test_front_table_labels_each_accuracy_with_its_split() -> None:
+    front = {
+        "front": [
+            {"id": 3, "accuracy": 0.95, "test_accuracy": 0.9125, "flops": 4736},
+            {"id": 4, "accuracy": 0.97, "test_accuracy": None, "flops": 9000},
+        ]
+    }
+    header, _rule, first, second = front_table(front).splitlines()
+    assert header.split()[:4] == ["id", "accuracy(val)", "accuracy(test)", "flops"]
+    assert first.split()[:4] == ["3", "0.95", "0.9125", "4,736"]
+    assert second.split()[:4] == ["4", "0.97", "-", "9,000"]
+
+
+def test_an_empty_front_of_a_finished_job_says_why_and_lists_the_closest() -> None:
+    outcome = {
+        "code": "no_feasible_subnet",
+        "message": "no feasible subnet on cpu: the smallest network measures 7.21 ms, above "
+        "the 5 ms bound (latency_ms<=5)",
+        "devices": {
+            "cpu": {
+                "code": "no_feasible_subnet",
+                "closest": [
+                    {
+                        "id": 12,
+                        "arch_short": "r8-d22222",
+                        "source": "measured",
+                        "violation": 0.442,
+                        "metrics": {"accuracy": 0.91, "latency_ms": 7.21, "flops": 109056},
+                    }
+                ],
+            }
+        },
+    }
+    text = front_table({"front": [], "outcome": outcome})
+    lines = text.splitlines()
+    assert lines[0] == outcome["message"]
+    assert lines[1] == "closest candidates on cpu (by total bound violation):"
+    assert "12" in lines[2] and "latency_ms=7.21" in lines[2] and "flops=109,056" in lines[2]
+    assert "accuracy(val)=0.91" in lines[2] and "r8-d22222" in lines[2]
+    assert outcome_text({"code": "front", "message": "Pareto front: 3 on cpu"}) is None
+    # A job still running has no outcome: the plain empty-front line.
+    assert front_table({"front": []}) == "(the front is empty so far)"

@@ -30,7 +30,7 @@ from tests.workers.conftest_ray import (  # noqa: F401
     submit,
     wait_for,
 )
-from workers.dispatcher import Dispatcher, DispatcherConfig
+from workers.runtime.dispatcher import Dispatcher, DispatcherConfig
 
 # Ray workers import this module's job functions by value (tests/ is not a package they know).
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -216,3 +216,49 @@ def test_a_task_whose_job_was_taken_away_is_stopped_and_recorded_lost(
     finally:
         d.stop()
         thread.join(timeout=60)
+
+
+def job_waiting_for_a_missing_resource(job_id: str, blob: dict[str, Any], worker_id: str) -> str:
+    """Report one stage, then wait on a Ray task that needs a resource no node has (as a latency
+    task for a device no node is wired to)."""
+    store = Database(blob["database_url"])
+    try:
+        with store.transaction() as s:
+            jobs_repo.heartbeat(
+                s, uuid.UUID(job_id), worker_id, stage="predicting", progress={"device": "phone"}
+            )
+    finally:
+        store.dispose()
+
+    @ray.remote(num_cpus=0, resources={"no_node_has_this": 1})
+    def never_scheduled() -> int:
+        return 1
+
+    return str(ray.get(never_scheduled.remote()))
+
+
+def test_a_hung_runner_is_reaped_and_says_why(
+    ray_local: None,  # noqa: F811
+    db: Database,  # noqa: F811
+    settings: Settings,  # noqa: F811
+) -> None:
+    """The dispatcher beats for the job all along, so only the runner's silence shows: after
+    ``stall_after_s`` without progress the job fails with the reason, and its task is stopped."""
+    # Long enough for the task to start and report on a loaded machine, short for a test.
+    quick = settings.model_copy(update={"stall_after_s": 8.0})
+    jid, d = fast_dispatcher(db, quick, job_waiting_for_a_missing_resource)
+    thread = threading.Thread(target=d.run, kwargs={"until": lambda: jid in d.outcomes})
+    thread.start()
+    try:
+        took = wait_for(lambda: job_row(db, jid).status == "failed", 60, "the stall to be seen")
+        assert took < 40
+        row = job_row(db, jid)
+        assert "no progress for over 8 s in stage 'predicting'" in row.error
+        assert "ray_resource" in row.error
+        assert [e.kind for e in events(db, jid)][-1] == "stalled"
+        wait_for(lambda: jid in d.outcomes, 30, "the task to be stopped")
+        assert jid not in d.running
+    finally:
+        d.stop()
+        thread.join(timeout=60)
+    assert job_row(db, jid).status == "failed"

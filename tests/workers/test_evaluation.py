@@ -1,4 +1,5 @@
-"""SubnetEvaluator on a briefly trained MLP supernet (digits)."""
+"""SubnetEvaluator on a briefly trained MLP supernet (digits), and the one BN-calibration rule
+it shares with the trainer's per-epoch evaluation and the export."""
 
 from __future__ import annotations
 
@@ -11,23 +12,47 @@ import torch.nn.functional as F
 
 from search_spaces import get_space
 from search_spaces.nn import Supernet
-from workers.bn import recalibrate_bn
+from workers import bn
+from workers.bn import calibration_indices, recalibrate_bn
 from workers.data import load_dataset
 from workers.data.base import DatasetSplits
 from workers.evaluation import SubnetEvaluator
-from workers.training import default_config, load_checkpoint, train_supernet
+from workers.pipeline import work
+from workers.pipeline.job import DataRef
+from workers.training import (
+    TrainConfig,
+    TrainResult,
+    bn_calibration_images,
+    default_config,
+    load_checkpoint,
+    train_supernet,
+)
+from workers.training.config import restrict_for_phase
+from workers.training.loop import derive_seed
+from workers.training.samplers import make_sampler
+
+RUN_SEED = 2
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Supernet, DatasetSplits]:
+def run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[TrainResult, TrainConfig, Supernet, DatasetSplits]:
     torch.set_num_threads(1)
     data = load_dataset("digits", seed=0)
     space = get_space("mlp", in_features=64, num_classes=10, widths=(16, 32, 64), depths=(1, 2))
     cfg = default_config(space, data).scaled(0.25)
     run_dir: Path = tmp_path_factory.mktemp("mlp-run")
-    train_supernet(space, data, cfg, run_dir=run_dir, seed=0)
+    res = train_supernet(space, data, cfg, run_dir=run_dir, seed=RUN_SEED)
     _, net = load_checkpoint(run_dir / "final.pt")
-    return net, data
+    return res, cfg, net, data
+
+
+@pytest.fixture(scope="module")
+def trained(
+    run: tuple[TrainResult, TrainConfig, Supernet, DatasetSplits],
+) -> tuple[Supernet, DatasetSplits]:
+    return run[2], run[3]
 
 
 def _by_hand(
@@ -36,7 +61,7 @@ def _by_hand(
     """Extract the static subnet, recalibrate it on the same seeded subset, score val."""
     sub = net.extract(arch)
     x_train, _ = data.tensors("train")
-    idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))[:n_bn]
+    idx = calibration_indices(len(x_train), n_bn, seed)
     xb = net.prepare_input(x_train[idx])
     recalibrate_bn(sub, (xb[i : i + 100] for i in range(0, len(xb), 100)))
     x, y = data.tensors("val")
@@ -92,3 +117,55 @@ def test_seeded_subset_and_bad_split(trained: tuple[Supernet, DatasetSplits]) ->
         SubnetEvaluator(net, data).evaluate([arch], split="train")
     with pytest.raises(ValueError, match="bn_images"):
         SubnetEvaluator(net, data, bn_images=0)
+
+
+def test_one_calibration_subset_for_training_search_and_export(
+    trained: tuple[Supernet, DatasetSplits],
+) -> None:
+    net, data = trained
+    x_train, _ = data.tensors("train")
+    n = len(x_train)
+    assert n < bn.BN_IMAGES  # digits: the whole (shuffled) train split
+    idx = calibration_indices(n, seed=5)
+    assert len(idx) == n and len(set(idx.tolist())) == n
+    # Smaller counts are prefixes of the same permutation; other seeds give other orders.
+    assert torch.equal(calibration_indices(n, 300, seed=5), idx[:300])
+    assert not torch.equal(calibration_indices(n, 300, seed=6), idx[:300])
+    ref = x_train[idx[:400]]
+    assert torch.equal(bn_calibration_images(data, 400, 5), ref)  # recalibrated_extract's
+    assert torch.equal(SubnetEvaluator(net, data, seed=5, bn_images=400)._raw["bn"], ref)
+    # The pipeline (search scores and export) uses the default count with the job seed.
+    assert (work.BN_IMAGES, work.BN_BATCH) == (bn.BN_IMAGES, bn.BN_BATCH)
+    ref_data = DataRef("digits", 0)
+    assert torch.equal(work.bn_subset(ref_data, 5), x_train[calibration_indices(n, seed=5)])
+    cfg = default_config(net.space, data)
+    assert (cfg.bn_images, cfg.bn_batch) == (bn.BN_IMAGES, bn.BN_BATCH)
+    with pytest.raises(ValueError, match="at least one image"):
+        calibration_indices(n, 0)
+
+
+def test_training_time_and_search_time_scores_agree(
+    run: tuple[TrainResult, TrainConfig, Supernet, DatasetSplits],
+) -> None:
+    """The trainer's last per-epoch scores equal SubnetEvaluator's on the saved supernet with
+    the run seed: same calibration images and batches, same validation images (the digits
+    validation split, 269 images, is under the trainer's ``eval_max_images`` cap of 1000;
+    above the cap the trainer scores only the first ``eval_max_images`` validation images)."""
+    res, cfg, net, data = run
+    assert cfg.eval_max_images is not None and data.sizes()["val"] <= cfg.eval_max_images
+    space = net.space
+    last = len(cfg.phases) - 1
+    view = restrict_for_phase(space, cfg.phases[last])
+    # The trainer's middle arch is its last-phase sampler's (rebuilt from the run seed).
+    middle = make_sampler(view, cfg.sampler, derive_seed(RUN_SEED, 11, last)).middle
+    archs = {"smallest": view.min_arch(), "middle": middle, "largest": view.max_arch()}
+    assert res.final_metrics["middle"]["flops"] == space.flops(middle)
+    ev = SubnetEvaluator(net, data, seed=RUN_SEED)
+    scores = ev.evaluate(list(archs.values()))
+    for name, got in zip(archs, scores, strict=True):
+        trained_score = res.final_metrics[name]
+        assert got["accuracy"] == trained_score["accuracy"], name
+        assert got["loss"] == pytest.approx(trained_score["loss"], rel=1e-5), name
+    # Another seed calibrates on other images: the rule, not luck, makes them agree.
+    other = SubnetEvaluator(net, data, seed=RUN_SEED + 1).evaluate([archs["middle"]])[0]
+    assert other["loss"] != pytest.approx(res.final_metrics["middle"]["loss"], rel=1e-7)

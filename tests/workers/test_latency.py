@@ -11,20 +11,19 @@ import torch
 from torch import nn
 
 from search_spaces import get_space
-from workers.predictors import (
+from workers.latency import (
     DeviceProfile,
     LatencyMeter,
     LatencyRegressor,
     LatencyTable,
-    PredictorError,
     calibration_report,
     get_device,
-    load_predictor,
     measure_latency,
     profile_problems,
 )
-from workers.predictors.latency import SpeedReference, measure_profile, prepare, trimmed
-from workers.predictors.latency_units import covering_archs, units_of
+from workers.latency.profile import SpeedReference, measure_profile, prepare, trimmed
+from workers.latency.units import covering_archs, units_of
+from workers.predictors import PredictorError, load_predictor
 
 FAST = DeviceProfile("cpu-test", warmup=1, repeats=5)
 

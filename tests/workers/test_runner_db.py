@@ -20,6 +20,8 @@ from PIL import Image
 
 from nas_service.db import Database, results
 from nas_service.db import artifacts as arts
+from nas_service.db import datasets as dataset_repo
+from nas_service.db import devices as device_repo
 from nas_service.db import jobs as jobs_repo
 from nas_service.domain import ArtifactKind, ArtifactStatus
 from nas_service.settings import Settings
@@ -36,11 +38,12 @@ from tests.workers.conftest_ray import (  # noqa: F401
     submit,
     wait_for,
 )
-from workers.data import load_dataset
-from workers.dispatcher import Dispatcher, DispatcherConfig
-from workers.pipeline import DataRef, DeviceInfo, TrainRequest, tools
-from workers.ray_tasks import DEVICE_RESOURCE_SHARE, RayEngine, _latency_table_task, device_options
-from workers.runner import resolve_inputs
+from workers.data import load_dataset, space_options_for
+from workers.pipeline import DataRef, DeviceInfo, EpochReport, TrainRequest, work
+from workers.pipeline.work.latency import DEVICE_RESOURCE_SHARE, build_table, device_resources
+from workers.runtime.dispatcher import Dispatcher, DispatcherConfig
+from workers.runtime.ray_engine import RayEngine, device_options
+from workers.runtime.runner import resolve_inputs
 
 
 def test_cancel_reaches_the_training_trial_within_seconds(
@@ -100,15 +103,18 @@ def test_latency_for_a_device_runs_only_where_its_resource_is(
     assert device_options(DeviceInfo("cpu")) == {}
 
     space = get_space("mlp", in_features=64, num_classes=10, widths=[8, 16], depths=[1, 2])
-    path = RayEngine().latency_table(wired, space.spec(), tmp_path)
+    engine = RayEngine()
+    path = engine.call(
+        build_table, wired, space.spec(), tmp_path, resources=device_resources(wired)
+    )
     doc = json.loads(path.read_text())
     assert doc["profile"]["name"] == "wired" and doc["rows"]
     assert all(r["mean_ms"] > 0 for r in doc["rows"].values())
 
     # No node carries this device: its latency work is never scheduled anywhere else.
     absent = DeviceInfo("absent", ray_resource="nas_no_such_device")
-    ref = _latency_table_task.options(**device_options(absent)).remote(
-        absent, space.spec(), str(tmp_path)
+    ref = engine.submit(
+        build_table, absent, space.spec(), tmp_path, resources=device_resources(absent)
     )
     ready, _ = ray.wait([ref], timeout=3)
     ray.cancel(ref, force=True)
@@ -140,8 +146,8 @@ def test_inputs_of_a_job_with_an_uploaded_dataset_devices_and_a_reused_supernet(
             art = arts.create_artifact(
                 s, key, ArtifactKind.dataset, status=ArtifactStatus.ready, uri=str(path)
             )
-            ids[fmt] = arts.create_dataset(s, key, name, fmt, art.id, {}).id
-        arts.upsert_device(s, "phone", threads=2, batch_size=4, ray_resource="phone_link")
+            ids[fmt] = dataset_repo.create_dataset(s, key, name, fmt, art.id, {}).id
+        device_repo.upsert_device(s, "phone", threads=2, batch_size=4, ray_resource="phone_link")
     earlier = submit(db, key)
     with db.transaction() as s:
         jobs_repo.set_run_info(s, earlier, checkpoint_uri=str(final))
@@ -178,29 +184,29 @@ def test_a_training_trial_that_dies_is_retried_and_resumes_from_its_checkpoint(
     space = build_space_for_test(data)
     training = {"preset": "tiny", "epochs_scale": 1.0, "batch_size": 256}
     req = TrainRequest(space.spec(), data, training, tmp_path / "train", seed=0)
-    seen: list[dict[str, Any]] = []
+    seen: list[EpochReport] = []
 
-    def on_epoch(info: dict[str, Any]) -> None:
-        seen.append(info)
+    def on_epoch(report: EpochReport) -> None:
+        seen.append(report)
         if len(seen) == 2:  # the trial's process dies in the middle of the run
-            os.kill(int(info["worker_pid"]), signal.SIGKILL)
+            os.kill(int(report.worker_pid or 0), signal.SIGKILL)
 
     final = RayEngine(max_failures=2).train(req, on_epoch, lambda: False)
     assert final == req.run_dir / "final.pt" and final.is_file()
-    pids = list(dict.fromkeys(int(i["worker_pid"]) for i in seen))
+    pids = list(dict.fromkeys(int(i.worker_pid or 0) for i in seen))
     assert len(pids) == 2, "one retry, in a new process"
-    resumed = [i for i in seen if "resumed_from" in i]
-    assert len(resumed) == 1 and resumed[0]["worker_pid"] == pids[1]
-    assert resumed[0]["resumed_from"] != "p00-e0000.pt", "the retry started from scratch"
+    resumed = [i for i in seen if i.resumed_from is not None]
+    assert len(resumed) == 1 and resumed[0].worker_pid == pids[1]
+    assert resumed[0].resumed_from != "p00-e0000.pt", "the retry started from scratch"
     # Every epoch of the schedule was trained; the retry repeated none but the one it re-reports.
-    epochs = list(dict.fromkeys((i["phase"], i["epoch"]) for i in seen))
-    cfg = tools.train_config(space, tools.load_data(data), training)
+    epochs = list(dict.fromkeys((i.phase, i.epoch) for i in seen))
+    cfg = work.train_config(space, work.load_data(data), training)
     assert epochs == [(p.name, e) for p in cfg.phases for e in range(1, p.epochs + 1)]
     assert len(seen) <= len(epochs) + 2
 
 
 def build_space_for_test(data: DataRef) -> Any:
-    opts = {**tools.space_options_for("mlp", tools.load_data(data)), "widths": [16, 32]}
+    opts = {**space_options_for("mlp", work.load_data(data)), "widths": [16, 32]}
     return get_space("mlp", **opts)
 
 

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from nas_service.domain import JobSpec
+from nas_service.domain import STAGES, JobSpec
 from search_spaces.nn import build_static
 from tests.workers.conftest_ray import TINY_SPEC, make_spec
 from workers.bn import recalibrate_bn
@@ -28,7 +28,7 @@ from workers.pipeline import (
     LocalEngine,
     MemorySink,
     run_pipeline,
-    tools,
+    work,
 )
 from workers.search import pareto_mask
 from workers.training import load_checkpoint
@@ -38,7 +38,6 @@ SPEC = make_spec(
     search={**TINY_SPEC["search"], "objectives": [{"name": "accuracy"}, {"name": "latency_ms"}]},
     seed=3,
 )
-STAGES = ["training", "predicting", "searching", "measuring", "exporting"]
 
 
 def make_inputs(tmp: Path, spec: dict[str, Any] = SPEC) -> JobInputs:
@@ -67,7 +66,7 @@ def test_stages_run_in_order_and_training_is_logged(finished: Any) -> None:
     for stage, _ in sink.stages:
         if not order or order[-1] != stage:
             order.append(stage)
-    assert order == STAGES
+    assert order == list(STAGES)
     # One metrics row per trained epoch (one epoch per phase: full, depth, width).
     assert [(m["phase"], m["epoch"]) for m in sink.metrics] == [
         ("full", 1),
@@ -84,7 +83,7 @@ def test_candidates_are_unique_and_the_measured_front_is_non_dominated(finished:
     rows = sink.stored_candidates("cpu")
     assert len(rows) == inputs.spec.search.budget == sink.inserts
     assert len({r.genotype for r in rows}) == len(rows)
-    space = tools.checkpoint_space(result.checkpoint)
+    space = work.checkpoint_space(result.checkpoint)
     for r in rows:
         assert r.genotype == ",".join(map(str, space.encode(r.arch)))
         assert r.metrics["flops"] == space.flops(r.arch)
@@ -108,9 +107,9 @@ def _reference(inputs: JobInputs, checkpoint: str, arch: dict[str, int]) -> tupl
     """The supernet's own output for ``arch`` after BN recalibration on the seeded subset."""
     _, net = load_checkpoint(checkpoint)
     net.set_active(arch)
-    x_bn = tools.bn_subset(inputs.data, inputs.seed)
+    x_bn = work.bn_subset(inputs.data, inputs.seed)
     recalibrate_bn(net, [net.prepare_input(x_bn[i : i + 200]) for i in range(0, len(x_bn), 200)])
-    x_val, _ = tools.load_data(inputs.data).tensors("val")
+    x_val, _ = work.load_data(inputs.data).tensors("val")
     x = net.prepare_input(x_val[:16])
     with torch.no_grad():
         return x, net(x)
@@ -246,3 +245,91 @@ def test_a_paired_device_times_table_and_front_on_one_stored_reference_scale(
         measured, predicted = r.metrics["latency_ms"], r.predicted["latency_ms"]
         # Same scale: the table's prediction is the measurement's order of magnitude.
         assert 0.5 < predicted / measured < 2, (predicted, measured)
+
+
+def test_the_front_reports_held_out_test_accuracy_and_exports_carry_it(finished: Any) -> None:
+    """Each measured subnet is scored on the test split too (never used to train or select);
+    the value equals a direct evaluation on that split, and the exports carry both accuracies
+    labelled by split."""
+    inputs, sink, result = finished
+    front = [r for r in sink.stored_candidates("cpu") if r.genotype in set(sink.pareto["cpu"])]
+    direct = work.evaluate(
+        result.checkpoint, inputs.data, [r.arch for r in front], inputs.seed, split="test"
+    )
+    val = work.evaluate(result.checkpoint, inputs.data, [r.arch for r in front], inputs.seed)
+    for r, d, v in zip(front, direct, val, strict=True):
+        assert r.metrics["test_accuracy"] == pytest.approx(d["accuracy"])
+        assert r.metrics["accuracy"] == pytest.approx(v["accuracy"])
+    assert work.load_data(inputs.data).sizes()["test"] > 0
+    by_genotype = {r.genotype: r for r in front}
+    for (genotype, kind), art in sink.artifacts.items():
+        r = by_genotype[genotype]
+        if kind == "subnet_weights":
+            meta = torch.load(art.uri, weights_only=True)["metadata"]
+        elif kind == "subnet_torchscript":
+            files = {"metadata.json": ""}
+            torch.jit.load(art.uri, _extra_files=files)
+            meta = json.loads(files["metadata.json"])
+        else:
+            import onnx
+
+            props = {p.key: p.value for p in onnx.load(art.uri).metadata_props}
+            meta = json.loads(props["nas_metadata"])
+        assert meta["accuracy"] == {
+            "val": pytest.approx(r.metrics["accuracy"]),
+            "test": pytest.approx(r.metrics["test_accuracy"]),
+        }
+        assert meta["latency_ms"]["device"] == "cpu"
+
+
+def test_a_bound_no_subnet_meets_ends_with_an_outcome_that_says_why(
+    finished: Any, tmp_path: Path
+) -> None:
+    """A latency bound below what the smallest network measures: the job stores and measures
+    the smallest network, keeps an empty front, and its outcome names the smallest network's
+    real latency against the bound and lists the closest candidates. Nothing is exported."""
+    _, _, first = finished
+    objectives = [{"name": "accuracy"}, {"name": "latency_ms", "bound": 1e-6}]
+    search = {"algorithm": "random", "budget": 6, "objectives": objectives}
+    inputs = reusing_inputs(tmp_path, first.checkpoint, search, DeviceInfo("cpu"))
+    sink = MemorySink()
+    result = run_pipeline(inputs, sink, LocalEngine())
+    space = work.checkpoint_space(first.checkpoint)
+    smallest = ",".join(map(str, space.encode(space.min_arch())))
+    rows = {r.genotype: r for r in sink.stored_candidates("cpu")}
+    assert smallest in rows and rows[smallest].source == "measured"
+    assert sink.pareto["cpu"] == [] and result.artifacts == 0 and not sink.artifacts
+    out = result.outcome
+    assert out["code"] == "no_feasible_subnet"
+    measured_ms = rows[smallest].metrics["latency_ms"]
+    assert "the smallest network measures" in out["message"]
+    assert f"{measured_ms:.4g} ms" in out["message"] and "latency_ms<=1e-06" in out["message"]
+    closest = out["devices"]["cpu"]["closest"]
+    assert 1 <= len(closest) <= 5
+    violations = [c["violation"] for c in closest]
+    assert violations == sorted(violations) and violations[0] > 0
+    assert all(c["source"] == "measured" for c in closest)
+
+
+def test_a_bound_only_the_smallest_networks_meet_still_gives_a_front(
+    finished: Any, tmp_path: Path
+) -> None:
+    """A FLOPs bound at the smallest network's: few random samples of this space meet it (the
+    seeded random search below meets it with none), but the job ends with a non-empty,
+    feasible front and says so."""
+    _, _, first = finished
+    space = work.checkpoint_space(first.checkpoint)
+    bound = space.flops(space.min_arch())
+    rng = np.random.default_rng(0)
+    share = np.mean([space.flops(space.sample(rng)) <= bound for _ in range(500)])
+    assert share < 0.1
+    objectives = [{"name": "accuracy"}, {"name": "flops", "bound": bound}]
+    search = {"algorithm": "random", "budget": 6, "objectives": objectives}
+    inputs = reusing_inputs(tmp_path, first.checkpoint, search, DeviceInfo("cpu"))
+    sink = MemorySink()
+    result = run_pipeline(inputs, sink, LocalEngine())
+    front = [r for r in sink.stored_candidates("cpu") if r.genotype in set(sink.pareto["cpu"])]
+    assert front and all(r.feasible and r.metrics["flops"] <= bound for r in front)
+    assert sum(r.feasible for r in sink.stored_candidates("cpu")) >= 1
+    assert result.outcome["code"] == "front"
+    assert result.outcome["devices"]["cpu"]["front"] == len(front)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def tiny_config(**overrides: Any) -> TrainConfig:
         ),
     ]
     base: dict[str, Any] = {"phases": phases, "batch_size": 32, "bn_images": 64, "bn_batch": 32}
-    base["sampler"] = {"pool_size": 50, "bins": 4}
+    base["sampler"] = {"edge_samples": 50, "bins": 4}
     base.update(overrides)
     return TrainConfig.model_validate(base)
 
@@ -138,8 +139,14 @@ class StopAt:
 
 
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path: Path, space, data) -> None:  # type: ignore[no-untyped-def]
-    cfg = tiny_config(sampler={"pool_size": 50, "bins": 4, "policy": "adaptive"})
+    # Adaptive probes every 3 phase steps: the resume point (phase step 4 of the last phase)
+    # falls between probes, so the restored probe state must carry over exactly.
+    sampler = {"edge_samples": 50, "bins": 4, "policy": "adaptive", "probe_every": 3}
+    cfg = tiny_config(sampler=sampler)
     full = train_supernet(space, data, cfg, run_dir=tmp_path / "a", seed=3)
+    last = torch.load(list_checkpoints(tmp_path / "a")[-1], weights_only=True)
+    probe_state = json.loads(last["sampler"])
+    assert probe_state["probes"] == 3 and any(v != 0.0 for v in probe_state["score"])
     # Stop mid-epoch in the last phase (step 18 of 20), then resume from the epoch checkpoint.
     with pytest.raises(TrainingCancelled, match="resume=True"):
         train_supernet(space, data, cfg, run_dir=tmp_path / "b", seed=3, callbacks=[StopAt(18)])

@@ -1,4 +1,6 @@
-"""Datasets that need no user file: scikit-learn's handwritten digits and a seeded synthetic set."""
+"""Datasets that need no user file: scikit-learn's handwritten digits and a seeded synthetic set.
+
+Their catalog entries (``nas_service.catalog.datasets``) name these loaders."""
 
 from __future__ import annotations
 
@@ -7,12 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from workers.data.base import DatasetError, DatasetSplits, make_splits
-from workers.data.registry import register_dataset
 
 
-@register_dataset(
-    "digits", "scikit-learn handwritten digits: 1797 real 8x8 grayscale images, 10 classes"
-)
 def load_digits_dataset(
     *, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.2
 ) -> DatasetSplits:
@@ -33,7 +31,6 @@ def load_digits_dataset(
     )
 
 
-@register_dataset("synthetic", "seeded class prototypes plus noise; any shape, for tests")
 def load_synthetic(
     *,
     seed: int = 0,

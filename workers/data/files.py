@@ -45,7 +45,6 @@ def _to_float_images(x: np.ndarray, source: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-@register_dataset("npz", "a .npz file with arrays x (N,D | N,H,W | N,C,H,W) and y (N,)")
 def load_npz(
     *,
     seed: int = 0,
@@ -113,7 +112,6 @@ def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
     return pair
 
 
-@register_dataset("image-folder", "a folder with one sub-folder of images per class (Pillow)")
 def load_image_folder(
     *,
     seed: int = 0,

@@ -1,8 +1,9 @@
 """A job's stages (training -> predicting -> searching -> measuring -> exporting), written
-against a ``JobSink`` (where results go) and an ``Engine`` (where the work runs)."""
+against a ``JobSink`` (where results go) and an ``Engine`` (where the units of work run)."""
 
-from workers.pipeline.engine import Engine, ExportResult, LocalEngine, TrainRequest
+from workers.pipeline.engine import Engine, LocalEngine, Placement, unit
 from workers.pipeline.job import DataRef, DeviceInfo, JobInputs
+from workers.pipeline.records import EpochReport, ExportResult, Progress, TrainRequest
 from workers.pipeline.sink import (
     ArtifactRecord,
     CandidateRecord,
@@ -18,6 +19,7 @@ __all__ = [
     "DataRef",
     "DeviceInfo",
     "Engine",
+    "EpochReport",
     "ExportResult",
     "JobCancelled",
     "JobInputs",
@@ -25,7 +27,10 @@ __all__ = [
     "LocalEngine",
     "MemorySink",
     "PipelineResult",
+    "Placement",
+    "Progress",
     "TrainRequest",
     "build_space",
     "run_pipeline",
+    "unit",
 ]

@@ -1,45 +1,67 @@
-"""Where the heavy work of a job runs: an ``Engine`` trains, evaluates, times and exports.
+"""Where the heavy work of a job runs: an ``Engine`` trains, and runs units of work.
+
+A unit of work is a plain module-level function (``workers.pipeline.work``) marked with
+:func:`unit`, which says how it is placed on a cluster: CPUs, retries, and whether it needs a
+fresh process. A stage runs it through its engine, the same way wherever it runs:
+
+- ``engine.call(fn, *args, resources=...)``: one call, its result;
+- ``engine.map(fn, calls, resources=...)``: ``fn(*args)`` for each argument tuple, in parallel
+  where the engine can, results in order;
+- ``engine.chunks(items)``: ``items`` split for ``map`` at the engine's parallelism.
+
+``resources`` are custom node resources a call needs (a latency target's Ray resource), so it
+runs only on nodes that carry them. Training is its own verb: one long, resumable run that
+reports every epoch and honours a stop request (on Ray, a Tune trial with retries).
 
 :class:`LocalEngine` runs everything in the calling process (tests, command-line runs). The Ray
-engine (``workers.ray_tasks.RayEngine``) runs training as a Ray Tune trial and fans evaluation,
-latency and export out as Ray tasks. Both call the same functions of ``workers.pipeline.tools``.
+engine (``workers.runtime.ray_engine.RayEngine``) wraps each unit in ``ray.remote``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from workers.pipeline import tools
-from workers.pipeline.job import DataRef, DeviceInfo
+from workers.pipeline.records import EpochReport, TrainRequest
 
-EpochFn = Callable[[dict[str, Any]], None]
+T = TypeVar("T")
+X = TypeVar("X")
+F = TypeVar("F", bound=Callable[..., Any])
+
+EpochFn = Callable[[EpochReport], None]
 StopFn = Callable[[], bool]
+Resources = Mapping[str, float]
 
 
 @dataclass(frozen=True)
-class TrainRequest:
-    space_spec: dict[str, Any]
-    data: DataRef
-    training: dict[str, Any]  # the job's TrainingSpec as JSON
-    run_dir: Path
-    seed: int
+class Placement:
+    """How a unit of work is placed on a cluster; an in-process engine ignores it."""
+
+    cpus: float = 1.0
+    retries: int = 1  # re-runs after its worker process died
+    fresh_process: bool = False  # a new worker process for every call (none is reused)
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    path: Path
-    sha256: str
-    size_bytes: int
+DEFAULT_PLACEMENT = Placement()
+_PLACEMENT = "__placement__"
 
 
-@dataclass(frozen=True)
-class ExportItem:
-    arch: dict[str, int]
-    fmt: str
-    dest: Path
+def unit(*, cpus: float = 1.0, retries: int = 1, fresh_process: bool = False) -> Callable[[F], F]:
+    """Mark ``fn`` as a unit of work with its placement; ``fn`` itself is unchanged (still a
+    plain function a test can call)."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, _PLACEMENT, Placement(cpus, retries, fresh_process))
+        return fn
+
+    return mark
+
+
+def placement_of(fn: Callable[..., Any]) -> Placement:
+    placement: Placement = getattr(fn, _PLACEMENT, DEFAULT_PLACEMENT)
+    return placement
 
 
 class Engine(Protocol):
@@ -47,85 +69,46 @@ class Engine(Protocol):
         """Train (resuming from ``req.run_dir`` checkpoints); returns the final checkpoint."""
         ...
 
-    def evaluate(
-        self, checkpoint: Path, data: DataRef, archs: Sequence[Mapping[str, int]], seed: int
-    ) -> list[dict[str, float]]: ...
+    def call(self, fn: Callable[..., T], *args: Any, resources: Resources | None = None) -> T:
+        """``fn(*args)``, run where the engine runs work."""
+        ...
 
-    def latency_table(
-        self, device: DeviceInfo, space_spec: dict[str, Any], cache_dir: Path
-    ) -> Path: ...
-
-    def measure_latency(
+    def map(
         self,
-        device: DeviceInfo,
-        checkpoint: Path,
-        archs: Sequence[Mapping[str, int]],
-        cache_dir: Path,
-    ) -> list[float]: ...
+        fn: Callable[..., T],
+        calls: Iterable[Sequence[Any]],
+        *,
+        resources: Resources | None = None,
+    ) -> list[T]:
+        """``fn(*args)`` for every argument tuple of ``calls``, results in their order."""
+        ...
 
-    def export(
-        self,
-        checkpoint: Path,
-        data: DataRef,
-        arch: Mapping[str, int],
-        fmt: str,
-        dest: Path,
-        seed: int,
-    ) -> ExportResult: ...
-
-    def export_many(
-        self, checkpoint: Path, data: DataRef, items: Sequence[ExportItem], seed: int
-    ) -> list[ExportResult]:
-        """Several exports (in parallel where the engine can), in the order given."""
+    def chunks(self, items: Sequence[X]) -> list[list[X]]:
+        """``items`` in consecutive chunks, as many as the engine runs at once (no empty
+        chunk; none at all for no items)."""
         ...
 
 
 class LocalEngine:
-    """Runs every piece of work in this process."""
+    """Runs every piece of work in this process, one after the other."""
 
     def train(self, req: TrainRequest, on_epoch: EpochFn, should_stop: StopFn) -> Path:
-        return tools.train(
-            req.space_spec,
-            req.data,
-            req.training,
-            req.run_dir,
-            req.seed,
-            on_epoch=on_epoch,
-            should_stop=should_stop,
-        )
+        from workers.pipeline.work.training import train
 
-    def evaluate(
-        self, checkpoint: Path, data: DataRef, archs: Sequence[Mapping[str, int]], seed: int
-    ) -> list[dict[str, float]]:
-        return tools.evaluate(checkpoint, data, archs, seed)
+        return train(req, on_epoch=on_epoch, should_stop=should_stop)
 
-    def latency_table(
-        self, device: DeviceInfo, space_spec: dict[str, Any], cache_dir: Path
-    ) -> Path:
-        return tools.latency_table(device, space_spec, cache_dir)
+    def call(self, fn: Callable[..., T], *args: Any, resources: Resources | None = None) -> T:
+        return fn(*args)
 
-    def measure_latency(
+    def map(
         self,
-        device: DeviceInfo,
-        checkpoint: Path,
-        archs: Sequence[Mapping[str, int]],
-        cache_dir: Path,
-    ) -> list[float]:
-        return tools.measure_latency(device, checkpoint, archs, cache_dir)
+        fn: Callable[..., T],
+        calls: Iterable[Sequence[Any]],
+        *,
+        resources: Resources | None = None,
+    ) -> list[T]:
+        return [fn(*args) for args in calls]
 
-    def export(
-        self,
-        checkpoint: Path,
-        data: DataRef,
-        arch: Mapping[str, int],
-        fmt: str,
-        dest: Path,
-        seed: int,
-    ) -> ExportResult:
-        path, sha, size = tools.export(checkpoint, data, arch, fmt, dest, seed)
-        return ExportResult(path, sha, size)
-
-    def export_many(
-        self, checkpoint: Path, data: DataRef, items: Sequence[ExportItem], seed: int
-    ) -> list[ExportResult]:
-        return [self.export(checkpoint, data, i.arch, i.fmt, i.dest, seed) for i in items]
+    def chunks(self, items: Sequence[X]) -> list[list[X]]:
+        # One chunk: in one process a single call shares its caches across all items.
+        return [list(items)] if items else []

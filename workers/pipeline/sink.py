@@ -4,6 +4,9 @@ The pipeline never talks to the store directly. The runner gives it a sink backe
 database; tests and command-line runs use :class:`MemorySink`. Every write is idempotent
 (candidates are keyed by device and genotype, artifacts by candidate and kind), so a resumed
 job can repeat the last batch it was writing without creating duplicates.
+
+What the pipeline hands a sink is typed (``workers.pipeline.records``): a sink is where those
+records are encoded for the store, once.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
+
+from workers.pipeline.records import EpochReport, Progress
 
 
 class JobCancelled(Exception):
@@ -44,10 +49,13 @@ class ArtifactRecord:
 
 
 class JobSink(Protocol):
-    def report_stage(self, stage: str, progress: Mapping[str, Any]) -> None: ...
+    def report_stage(self, progress: Progress) -> None:
+        """The job's stage (``progress.stage``) and where it is inside it; also the heartbeat
+        of the job's claim."""
+        ...
 
-    def add_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append training log rows; a (phase, epoch) already logged is skipped."""
+    def add_epoch(self, report: EpochReport) -> None:
+        """Append a training log row; a (phase, epoch) already logged is skipped."""
         ...
 
     def add_event(self, kind: str, message: str, data: Mapping[str, Any]) -> None: ...
@@ -91,14 +99,15 @@ class MemorySink:
         self._lock = threading.Lock()
         self._next_id = 1
 
-    def report_stage(self, stage: str, progress: Mapping[str, Any]) -> None:
+    def report_stage(self, progress: Progress) -> None:
         with self._lock:
-            self.stages.append((stage, dict(progress)))
+            self.stages.append((progress.stage, progress.to_json()))
 
-    def add_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def add_epoch(self, report: EpochReport) -> None:
         with self._lock:
             seen = {(m["phase"], m["epoch"]) for m in self.metrics}
-            self.metrics.extend(dict(r) for r in rows if (r["phase"], r["epoch"]) not in seen)
+            if (report.phase, report.epoch) not in seen:
+                self.metrics.append(report.metric_row())
 
     def add_event(self, kind: str, message: str, data: Mapping[str, Any]) -> None:
         with self._lock:

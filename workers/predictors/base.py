@@ -154,11 +154,21 @@ def register(cls: type[Predictor]) -> type[Predictor]:
     return cls
 
 
+def _load_builtin() -> None:
+    # The built-in kinds register themselves when their modules are imported. Imported here,
+    # not at the top: the implementations import this module, so the registry must not import
+    # them while it loads (the same rule as the dataset and space registries).
+    from workers.latency import regressor  # noqa: F401
+    from workers.predictors import linear, mlp  # noqa: F401
+
+
 def predictor_kinds() -> list[str]:
+    _load_builtin()
     return sorted(_KINDS)
 
 
 def make_predictor(kind: str, space: SearchSpace, **options: Any) -> Predictor:
+    _load_builtin()
     if kind not in _KINDS:
         raise PredictorError(f"unknown predictor '{kind}'; known: {predictor_kinds()}")
     return _KINDS[kind](space, **options)
@@ -172,6 +182,7 @@ def load_predictor(path: str | Path) -> Predictor:
         meta = json.loads(str(data["meta"]))
         arrays = {k: data[k] for k in data.files if k != "meta"}
     kind = meta.get("kind")
+    _load_builtin()
     if kind not in _KINDS:
         raise PredictorError(f"{p}: unknown predictor kind {kind!r}; known: {predictor_kinds()}")
     space = get_space(**meta["space"])

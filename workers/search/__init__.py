@@ -3,11 +3,11 @@
 from workers.search.base import Searcher
 from workers.search.factory import SEARCHERS, UnknownSearcher, make_searcher
 from workers.search.objectives import (
-    KNOWN_METRICS,
     Constraint,
     Objective,
     ObjectiveError,
     attach_bounds,
+    known_metrics,
     parse_constraint,
     parse_objective,
     violation,
@@ -16,7 +16,6 @@ from workers.search.pareto import hypervolume, pareto_mask, reference_point
 from workers.search.remeasure import FrontPoint, FrontReport, format_table, remeasure_front
 
 __all__ = [
-    "KNOWN_METRICS",
     "SEARCHERS",
     "Constraint",
     "FrontPoint",
@@ -28,6 +27,7 @@ __all__ = [
     "attach_bounds",
     "format_table",
     "hypervolume",
+    "known_metrics",
     "make_searcher",
     "pareto_mask",
     "parse_constraint",

@@ -8,8 +8,11 @@ Objectives are ``METRIC:min|max`` (metrics: accuracy, loss, latency_ms, flops, p
 constraints are ``METRIC<=NUMBER`` or ``METRIC>=NUMBER`` and may bound any metric. During the
 search accuracy is measured (BN-recalibrated subnet on the validation split) and latency is
 predicted (``--latency lut``: per-op lookup table, built once per device and space under
-``--cache-dir``; ``regressor``; or ``measured``). The final front is re-measured for real and
-printed with predicted and measured values side by side; ``--json PATH`` writes the full report.
+``--cache-dir``; ``regressor``; or ``measured``); with a lookup table the searcher also gets
+the table's prediction as its cheap latency estimate, as a job's search does. The loop is the
+one the job pipeline runs (``workers.search.driver``). The final front is re-measured for real
+and printed with predicted and measured values side by side; ``--json PATH`` writes the full
+report.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workers.search.factory import SEARCHERS, make_searcher
+from workers.search.driver import build_searcher, run_search
+from workers.search.factory import SEARCHERS
 from workers.search.objectives import (
     ObjectiveError,
     attach_bounds,
@@ -93,23 +97,30 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=args.cache_dir,
         seed=args.seed,
     )
-    searcher = make_searcher(
+    table = source.table
+    searcher = build_searcher(
         args.algorithm,
         space,
         objectives,
         seed=args.seed,
-        constraints=constraints,
         batch_size=args.batch,
+        latency=None if table is None else (lambda a: float(table.predict([a])[0])),
+        constraints=constraints,
     )
     history: list[tuple[dict[str, int], dict[str, float]]] = []
-    while len(history) < args.budget:
-        archs = searcher.ask(min(args.batch, args.budget - len(history)))
-        if not archs:
-            break
-        evs = source.evaluate(archs)
-        searcher.tell(archs, evs)
-        history += list(zip(archs, evs, strict=True))
+
+    def record(archs: list[dict[str, int]], evs: list[dict[str, float]]) -> None:
+        history.extend(zip(archs, evs, strict=True))
         print(f"evaluated {len(history)}/{args.budget}", file=sys.stderr)
+
+    run_search(
+        searcher,
+        budget=args.budget,
+        batch=args.batch,
+        evaluate=source.evaluate,
+        record=record,
+        key=space.encode,
+    )
     report = remeasure_front(space, objectives, history, source.measure, constraints=constraints)
     elapsed = time.perf_counter() - t0
     print(

@@ -19,9 +19,10 @@ from search_spaces.base import Arch
 from search_spaces.nn import Supernet
 from workers.data.base import DatasetSplits
 from workers.evaluation import SubnetEvaluator
-from workers.predictors.latency import DeviceProfile, get_device
-from workers.predictors.latency_meter import LatencyMeter
-from workers.predictors.latency_table import LatencyRegressor, LatencyTable
+from workers.latency.meter import LatencyMeter
+from workers.latency.profile import DeviceProfile, get_device
+from workers.latency.regressor import LatencyRegressor
+from workers.latency.table import LatencyTable
 
 LATENCY_MODES = ("lut", "regressor", "measured")
 

@@ -21,14 +21,16 @@ import numpy as np
 
 Direction = Literal["min", "max"]
 
-#: Metrics the searchers and the CLI understand, with their natural direction.
-KNOWN_METRICS: dict[str, Direction] = {
-    "accuracy": "max",
-    "loss": "min",
-    "latency_ms": "min",
-    "flops": "min",
-    "params": "min",
-}
+
+def known_metrics() -> dict[str, Direction]:
+    """Metrics the searchers and the CLI understand, with their natural direction: the
+    catalog's objectives, plus the validation loss every evaluation reports."""
+    from nas_service.catalog import objectives
+
+    out: dict[str, Direction] = {"loss": "min"}
+    for name in objectives.names():
+        out[name] = "max" if objectives.direction(name) == "max" else "min"
+    return out
 
 
 class ObjectiveError(ValueError):
@@ -96,7 +98,7 @@ def parse_constraint(text: str) -> Constraint:
     if not m:
         raise ObjectiveError(
             f"constraint {text!r} is not understood; write NAME<=NUMBER or NAME>=NUMBER, "
-            f"e.g. 'latency_ms<=5' (metrics: {sorted(KNOWN_METRICS)})"
+            f"e.g. 'latency_ms<=5' (metrics: {sorted(known_metrics())})"
         )
     name, op, raw = m.groups()
     _check_metric(name, text)
@@ -114,7 +116,7 @@ def parse_objective(text: str) -> Objective:
     name, _, direction = text.strip().partition(":")
     name = name.strip()
     _check_metric(name, text)
-    d = direction.strip() or KNOWN_METRICS[name]
+    d = direction.strip() or known_metrics()[name]
     if d not in ("min", "max"):
         raise ObjectiveError(
             f"objective {text!r}: direction {d!r} is not allowed; use 'min' or 'max'"
@@ -123,9 +125,9 @@ def parse_objective(text: str) -> Objective:
 
 
 def _check_metric(name: str, text: str) -> None:
-    if name not in KNOWN_METRICS:
+    if name not in known_metrics():
         raise ObjectiveError(
-            f"{text!r}: unknown metric '{name}'; known metrics are {sorted(KNOWN_METRICS)}"
+            f"{text!r}: unknown metric '{name}'; known metrics are {sorted(known_metrics())}"
         )
 
 

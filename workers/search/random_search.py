@@ -1,4 +1,9 @@
-"""Uniform random search: the baseline every report compares against."""
+"""Uniform random search: the baseline every report compares against.
+
+It stays purely uniform on purpose: no constraint-first start (``estimates`` are accepted, as
+every searcher accepts them, and ignored), so the other searchers' gains are measured against
+plain sampling with the same budget.
+"""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from search_spaces import SearchSpace
+from workers.bn import BN_BATCH, BN_IMAGES
 from workers.data import DatasetSplits
 from workers.training.samplers import SamplerConfig
 
@@ -61,8 +62,10 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0, description="largest subnet only")
     distill: bool = True  # in-place distillation from the largest (detached soft targets)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
-    bn_images: int = Field(default=2000, ge=1, description="train images for BN recalibration")
-    bn_batch: int = Field(default=200, ge=1)
+    # The shared rule of workers.bn (also SubnetEvaluator's and the export's defaults), so that
+    # the per-epoch scores equal the search's for the same seed.
+    bn_images: int = Field(default=BN_IMAGES, ge=1, description="train images for BN recalibration")
+    bn_batch: int = Field(default=BN_BATCH, ge=1)
     eval_max_images: int | None = Field(
         default=None, ge=1, description="cap on val images per eval"
     )
@@ -149,9 +152,15 @@ def default_config(
     return TrainConfig(
         phases=phases,
         batch_size=batch,
-        sampler=SamplerConfig(name=policy, pool_size=500),
-        # 2000 images is the ImageNet-scale figure; 500 keeps CPU evaluation quick and is
-        # already the cumulative average of several batches.
-        bn_images=min(500, n_train),
+        # Adaptive: about three probe rounds per epoch, one probe arch per bin. The CPU
+        # phases last one or two epochs, so the GPU-scale spacing (every 10 steps, 2 archs per
+        # bin) would leave a phase nearly over before the first decrease is scored; one arch
+        # per bin keeps the probes near a tenth of the training compute.
+        sampler=SamplerConfig(
+            name=policy, probe_every=max(1, n_train // batch // 3), probes_per_bin=1
+        ),
+        # BN recalibration keeps the shared default (workers.bn.BN_IMAGES, capped at the train
+        # split) so that training-time and search-time scores agree; the validation cap only
+        # bounds the per-epoch cost on large validation splits.
         eval_max_images=1000,
     )

@@ -1,7 +1,9 @@
 """``train_supernet``: all progressive-shrinking phases in one call, resumable and guarded.
 
 Per epoch: steps of the sandwich rule -> BN-recalibrated evaluation of the smallest, a middle
-and the largest subnet of the phase -> health check -> atomic checkpoint -> callbacks. A
+and the largest subnet of the phase -> health check -> atomic checkpoint -> callbacks. BN is
+recalibrated on the subset ``workers.bn.calibration_indices`` picks for the run seed, the same
+images ``SubnetEvaluator`` and the export use, so these scores match the search's. A
 non-finite loss or a collapse of the largest subnet rolls back to the last checkpoint with a
 lower learning rate, a bounded number of times. Every source of randomness derives from the
 seed (data order from ``(seed, phase, epoch)``, the sampler's own generator, the global RNG
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from search_spaces import SearchSpace
+from workers.bn import calibration_images
 from workers.data import DatasetSplits
 from workers.training.callbacks import Callback, CallbackList, progress_bar
 from workers.training.checkpoint import (
@@ -42,7 +45,13 @@ from workers.training.checkpoint import (
 from workers.training.config import WIDTH_KINDS, PhaseConfig, TrainConfig, restrict_for_phase
 from workers.training.optim import make_optimizer, set_lr, step_lr
 from workers.training.samplers import SubnetSampler, make_sampler
-from workers.training.steps import StepPlan, clip_gradients, evaluate_archs, sandwich_step
+from workers.training.steps import (
+    StepPlan,
+    clip_gradients,
+    evaluate_archs,
+    probe_losses,
+    sandwich_step,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -97,10 +106,13 @@ class _Run:
         vx, vy = data.tensors("val")
         cap = config.eval_max_images or len(vx)
         self.val_x, self.val_y = vx[:cap].to(device), vy[:cap].to(device)
-        # A fixed, seeded subset of the training split for BN recalibration.
-        g = torch.Generator().manual_seed(derive_seed(seed, 7))
-        idx = torch.randperm(len(x), generator=g)[: config.bn_images]
-        self.bn_x = x[idx].to(device)
+        # The shared BN calibration rule (workers.bn): the subset search and export use too.
+        self.bn_x = calibration_images(x, config.bn_images, seed).to(device)
+        # The adaptive sampler's fixed probe batch: the same training images at every probe,
+        # so a change of the probe loss is a change of the weights, not of the batch.
+        g = torch.Generator().manual_seed(derive_seed(seed, 13))
+        probe = torch.randperm(len(x), generator=g)[: config.sampler.probe_images]
+        self.probe_x, self.probe_y = x[probe].to(device), y[probe].to(device)
         self.num_classes = data.num_classes
         self.phase, self.done = 0, 0  # current phase index, epochs completed in it
         self.phase_step = 0
@@ -228,6 +240,13 @@ class _Run:
             idx = perm[step * bs : (step + 1) * bs]
             lr = step_lr(ph.lr * self.lr_scale, self.phase_step, total_steps, self.config)
             set_lr(self.optimizer, lr)
+            if self.sampler.probe_due(self.phase_step):
+                # Keyed on the phase step, which a checkpoint restores: a resumed run probes at
+                # the same steps as an uninterrupted one.
+                archs = self.sampler.probe_archs
+                self.sampler.observe_probe(
+                    probe_losses(self.net, archs, self.probe_x, self.probe_y)
+                )
             self.optimizer.zero_grad(set_to_none=True)
             res = sandwich_step(self.net, self.x[idx], self.y[idx], plan, self.sampler)
             if not math.isfinite(res.total):
@@ -274,11 +293,9 @@ class _Run:
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         assert self.sampler is not None
-        sampler = self.sampler
-        middle = sampler.pool[int(np.argsort(sampler.pool_flops)[len(sampler.pool) // 2])]
         named = {
             "smallest": self.view.min_arch(),
-            "middle": middle,
+            "middle": self.sampler.middle,
             "largest": self.view.max_arch(),
         }
         # In the full-network phase all three are the same arch: evaluate each arch once.

@@ -1,4 +1,5 @@
-"""One training step of the sandwich rule, and subnet evaluation with BN recalibration."""
+"""One training step of the sandwich rule, the adaptive sampler's probe, and subnet
+evaluation with BN recalibration."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces import Arch
-from workers.bn import recalibrate_bn
+from workers.bn import calibration_batches, recalibrate_bn
 from workers.training.samplers import SubnetSampler
 
 
@@ -106,8 +107,47 @@ def sandwich_step(
 
 
 def bn_batches(x: torch.Tensor, batch: int) -> Iterator[torch.Tensor]:
-    for i in range(0, len(x), batch):
-        yield x[i : i + batch]
+    """Consecutive batches of ``x`` (the shared BN-recalibration batching rule)."""
+    return calibration_batches(x, batch)
+
+
+def _bn_buffers(net: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (t, t.detach().clone())
+        for m in net.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for t in (m.running_mean, m.running_var, m.num_batches_tracked)
+        if t is not None
+    ]
+
+
+@torch.no_grad()
+def probe_losses(
+    net: nn.Module, archs: Sequence[Arch], x: torch.Tensor, y: torch.Tensor
+) -> list[float]:
+    """Cross-entropy of each arch on the fixed probe batch ``(x, y)``, as in training.
+
+    Batch norm normalises with the probe batch's own statistics (train mode, as the training
+    loss does) and dropout is off, so the value is a deterministic function of the weights:
+    its change between probes measures progress, not noise. The BN running buffers are put
+    back afterwards, so probing leaves the training run exactly as it was.
+    """
+    saved = _bn_buffers(net)
+    was_training = net.training
+    net.train()
+    # Dropout off, BN left in train mode: the supernets call ``F.dropout(..., self.training)``
+    # on their own flag (not recursive), dropout modules have theirs.
+    net.training = False
+    for m in net.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.training = False
+    try:
+        out = [float(F.cross_entropy(_forward(net, a, x), y)) for a in archs]
+    finally:
+        for t, v in saved:
+            t.copy_(v)
+        net.train(was_training)  # also puts dropout back in the mode of the net
+    return out
 
 
 @torch.no_grad()

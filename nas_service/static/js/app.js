@@ -4,6 +4,7 @@ import { ApiError, get, getKey, itemsOf, request, setKey } from "./api.js";
 import { badge, h, progressCell, stageLabel, TERMINAL, when } from "./dom.js";
 import { renderJob } from "./job.js";
 import { renderForm } from "./form.js";
+import { loadCatalog } from "./catalog.js";
 
 const view = document.getElementById("view");
 let cleanup = null;
@@ -53,7 +54,7 @@ function renderList() {
       error.textContent = "";
       body.replaceChildren(...jobs.map((j) => h("tr", { "data-job-id": j.id },
         h("td", {}, h("a", { href: `#/jobs/${j.id}` }, j.name || j.id)),
-        h("td", {}, badge(j.status)),
+        h("td", {}, badge(j.status, j.outcome)),
         h("td", {}, stageLabel(j)),
         h("td", {}, progressCell(j)),
         h("td", {}, when(j.created_at)),
@@ -70,18 +71,29 @@ function renderList() {
   return () => { stopped = true; clearTimeout(timer); };
 }
 
-function route() {
+async function route() {
   if (cleanup) cleanup();
   cleanup = null;
   if (!getKey()) {
     cleanup = renderLogin();
     return;
   }
+  try {
+    await loadCatalog();  // job states, stages and every list a page shows
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;  // nas:unauthorized signs out
+    view.replaceChildren(h("div", { class: "error-box" }, `Could not load the catalog: ${e.message || e}`));
+    return;
+  }
   document.getElementById("nav").hidden = false;
   const hash = location.hash || "#/jobs";
   const jobMatch = /^#\/jobs\/([^/]+)$/.exec(hash);
   if (jobMatch) cleanup = renderJob(view, decodeURIComponent(jobMatch[1]));
-  else if (hash === "#/new") cleanup = renderForm(view);
+  else if (hash === "#/new") {
+    renderForm(view).catch((e) => {
+      view.replaceChildren(h("div", { class: "error-box" }, `Could not load the catalog: ${e.message || e}`));
+    });
+  }
   else cleanup = renderList();
 }
 

@@ -16,7 +16,12 @@ export function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function badge(status) {
+export function badge(status, outcome) {
+  // A job that finished without a feasible subnet is not shown as a plain green success.
+  if (status === "succeeded" && outcome && outcome.code === "no_feasible_subnet") {
+    return h("span", { class: "badge cancelled", "data-status": status, title: outcome.message || "" },
+      "succeeded: no feasible subnet");
+  }
   return h("span", { class: `badge ${status || ""}`, "data-status": status || "" }, status || "?");
 }
 
@@ -33,7 +38,15 @@ export function when(ts) {
   return Number.isNaN(d.getTime()) ? String(ts) : d.toLocaleString();
 }
 
-export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+// Filled from the catalog (GET /api/v1/catalog, "job") before any page is drawn.
+export const TERMINAL = new Set();
+export const STAGES = [];
+
+export function applyJobStates(job) {
+  TERMINAL.clear();
+  for (const s of job.terminal || []) TERMINAL.add(s);
+  STAGES.splice(0, STAGES.length, ...(job.stages || []));
+}
 
 // (done, total) pairs a stage may report, in order of preference.
 const PAIRS = [["global_epoch", "total_epochs"], ["epoch", "epochs"], ["generation", "generations"],

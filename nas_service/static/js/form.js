@@ -2,10 +2,12 @@
 // the matching inputs (field paths such as "search.objectives[1].bound").
 
 import { ApiError, get, itemsOf, post } from "./api.js";
+import { entries, loadCatalog, names } from "./catalog.js";
 import { h } from "./dom.js";
 
-const OBJECTIVES = ["accuracy", "latency_ms", "flops", "params"];
-const DIRECTIONS = { accuracy: "max", latency_ms: "min", flops: "min", params: "min" };
+// Objective names and their directions: filled from the catalog before the form is drawn.
+let OBJECTIVES = [];
+let DIRECTIONS = {};
 
 function field(label, path, input, hint) {
   input.dataset.field = path;
@@ -95,18 +97,22 @@ function showErrors(form, errors, general) {
   if (unplaced.length) general.textContent = unplaced.join("\n");
 }
 
-export function renderForm(view) {
+export async function renderForm(view) {
+  const catalog = await loadCatalog();
+  OBJECTIVES = names(catalog, "objective");
+  DIRECTIONS = Object.fromEntries(entries(catalog, "objective").map((e) => [e.name, e.direction]));
   const general = h("div", { class: "error-box", id: "form-error" });
   const name = h("input", { type: "text", placeholder: "my search" });
-  const space = select([["mlp", "mlp"], ["mbv3", "mbv3"]], "mlp");
+  const space = select(names(catalog, "space"), "mlp");
   const spaceOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
-  const dataset = select([["digits", "digits"], ["synthetic", "synthetic"]], "digits");
+  const dataset = select(names(catalog, "dataset", (e) => e.builtin), "digits");
   const datasetId = h("input", { type: "text", placeholder: "uploaded dataset id (optional)" });
   const datasetOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
-  const preset = select(["tiny", "small", "default"], "tiny");
+  const preset = select(names(catalog, "training_preset"), "tiny");
   const epochs = h("input", { type: "text", inputmode: "decimal", value: "1" });
-  const sampler = select(["complexity-aware", "uniform"], "complexity-aware");
-  const algorithm = select(["evolution", "random", "bayesian", "linas"], "evolution");
+  const sampler = select(names(catalog, "sampler"), "complexity-aware");
+  const algorithm = select(names(catalog, "searcher"), "evolution");
+  const searchOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
   const budget = h("input", { type: "text", inputmode: "numeric", value: "40" });
   const devices = h("input", { type: "text", value: "cpu" });
   const deviceHint = h("span", { id: "device-hint" }, "registered: cpu");
@@ -138,7 +144,9 @@ export function renderForm(view) {
     h("h2", {}, "Search"),
     h("div", { class: "row" }, field("Algorithm", "search.algorithm", algorithm),
       field("Budget", "search.budget", budget),
-      field("Devices (comma separated)", "devices", devices, deviceHint)),
+      field("Devices (comma separated)", "devices", devices, deviceHint),
+      field("Search options (JSON)", "search.options", searchOptions,
+        "the algorithm's options, e.g. {\"mutation_rate\": 1.5} (see /api/v1/catalog)")),
     h("div", { class: "field-error", "data-error-for": "search.objectives" }),
     objectives, add, h("hr"), submit);
 
@@ -146,16 +154,14 @@ export function renderForm(view) {
     const names = itemsOf(page).map((d) => d.name).filter(Boolean);
     if (names.length) deviceHint.textContent = `registered: ${names.join(", ")}`;
   }).catch(() => {});
-  get("/search-spaces").then((page) => {
-    const ids = itemsOf(page).map((s) => s.id || s.name).filter(Boolean);
-    if (ids.length) space.replaceChildren(...ids.map((id) => h("option", { value: id, selected: id === "mlp" }, id)));
-  }).catch(() => {});
 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const options = parseJson(spaceOptions.value, {});
     const dataOptions = parseJson(datasetOptions.value, {});
-    const notJson = [[options, "space.options"], [dataOptions, "dataset.options"]]
+    const algoOptions = parseJson(searchOptions.value, {});
+    const notJson = [[options, "space.options"], [dataOptions, "dataset.options"],
+      [algoOptions, "search.options"]]
       .filter(([v]) => v === undefined).map(([, f]) => ({ field: f, reason: "not valid JSON" }));
     if (notJson.length) {
       showErrors(form, notJson, general);
@@ -167,7 +173,7 @@ export function renderForm(view) {
       dataset: { ...(datasetId.value.trim() ? { id: datasetId.value.trim() } : { name: dataset.value }),
         options: dataOptions },
       training: { preset: preset.value, epochs_scale: num(epochs.value), sampler: sampler.value },
-      search: { algorithm: algorithm.value, budget: num(budget.value),
+      search: { algorithm: algorithm.value, budget: num(budget.value), options: algoOptions,
         objectives: [...objectives.children].map((row) => row.read()) },
       devices: devices.value.split(",").map((d) => d.trim()).filter(Boolean),
       seed: num(seed.value),
@@ -188,6 +194,7 @@ export function renderForm(view) {
       submit.disabled = false;
     }
   });
-  view.replaceChildren(form);
+  // The catalog arrives asynchronously: draw only if the user is still on the form.
+  if (location.hash === "#/new") view.replaceChildren(form);
   return null;
 }

@@ -3,11 +3,10 @@
 
 import { ApiError, get, itemsOf, post } from "./api.js";
 import { binValues, histogram, isNum, lines } from "./charts.js";
-import { badge, h, progressCell, stageLabel, TERMINAL, when } from "./dom.js";
-import { ParetoPanel } from "./pareto.js";
+import { badge, h, progressCell, STAGES, stageLabel, TERMINAL, when } from "./dom.js";
+import { ensureCatalog, ParetoPanel } from "./pareto.js";
 
 const POLL_MS = 1500;
-const STAGES = ["training", "predicting", "searching", "measuring", "exporting"];
 
 // Turn the latest epoch's metrics into histogram bins of sampled FLOPs, whatever form they use.
 export function flopsBins(rows) {
@@ -131,7 +130,7 @@ export function renderJob(view, jobId) {
 
   function drawHeader() {
     title.textContent = job.name || job.id;
-    status.replaceChildren(badge(job.status));
+    status.replaceChildren(badge(job.status, job.outcome));
     stage.textContent = stageLabel(job);
     progress.replaceChildren(progressCell(job));
     details.textContent = job.status === "running" ? stageText(job) : "";
@@ -175,6 +174,7 @@ export function renderJob(view, jobId) {
   async function tick() {
     try {
       job = await get(`/jobs/${jobId}`);
+      await ensureCatalog();  // the objective list and labels come from the catalog
       pareto.setJob(job);
       drawHeader();
       const q = lastSeq === null ? "" : `?after=${lastSeq}`;

@@ -1,12 +1,26 @@
 // Pareto panel: scatter of two chosen objectives, front table with downloads, hypervolume.
 
 import { downloadSubnet, getWithEtag, get, itemsOf } from "./api.js";
+import { loadCatalog, names, objectiveLabels } from "./catalog.js";
 import { fmt, isNum, lines, scatter } from "./charts.js";
 import { h } from "./dom.js";
 
-const ALL_OBJECTIVES = ["accuracy", "latency_ms", "flops", "params"];
-const LABELS = { accuracy: "accuracy", latency_ms: "latency (ms)", flops: "FLOPs (MACs)", params: "parameters" };
-const FORMATS = ["weights", "torchscript", "onnx"];
+// Objectives, their labels (accuracies say which split they were measured on: val selected
+// the front, test is held out) and the download formats come from the catalog.
+let ALL_OBJECTIVES = [];
+let LABELS = {};
+let FORMATS = [];
+let loaded = null;
+export function ensureCatalog() {
+  if (!loaded) {
+    loaded = loadCatalog().then((catalog) => {
+      ALL_OBJECTIVES = names(catalog, "objective");
+      LABELS = objectiveLabels(catalog);
+      FORMATS = names(catalog, "export");
+    }).catch((e) => { loaded = null; throw e; });
+  }
+  return loaded;
+}
 
 // A candidate's value for an objective: measured when there is one, else the prediction.
 // Returns {value, predicted}; value is null when neither exists (never a stand-in zero).
@@ -65,6 +79,7 @@ export class ParetoPanel {
     this.note = h("div", { class: "muted", id: "pareto-note" });
     this.table = h("tbody", { id: "pareto-body" });
     this.hv = h("div", { class: "chart", id: "hv-plot" });
+    this.outcome = h("div", { class: "warning-box", id: "pareto-outcome", hidden: true });
     for (const s of [this.xSel, this.ySel, this.showAll]) s.addEventListener("change", () => this.draw());
     this.element = h("div", {},
       h("section", { class: "card" }, h("h2", {}, "Pareto front"),
@@ -72,13 +87,13 @@ export class ParetoPanel {
           h("label", { for: "pareto-x" }, "x "), this.xSel,
           h("label", { for: "pareto-y" }, "y "), this.ySel,
           h("label", {}, this.showAll, " all candidates")),
-        legend(), this.plot, this.note),
+        this.outcome, legend(), this.plot, this.note),
       h("div", { class: "grid2" },
         h("section", { class: "card" }, h("h2", {}, "Hypervolume"), this.hv),
         h("section", { class: "card" }, h("h2", {}, "Front"),
           h("div", { style: "max-height:320px;overflow:auto" },
             h("table", { class: "data", id: "pareto-table" },
-              h("thead", {}, h("tr", {}, ["#", "arch", "objectives", "source", "download"].map((t) => h("th", {}, t)))),
+              h("thead", {}, h("tr", {}, ["#", "arch", "objectives", "accuracy (test)", "source", "download"].map((t) => h("th", {}, t)))),
               this.table)))));
   }
 
@@ -98,6 +113,7 @@ export class ParetoPanel {
   }
 
   async refresh() {
+    await ensureCatalog();
     const { changed, data, etag } = await getWithEtag(`/jobs/${this.jobId}/pareto`, this.etag);
     if (!changed) return false;
     this.etag = etag;
@@ -135,6 +151,7 @@ export class ParetoPanel {
         source: predicted ? "predicted" : "measured", pareto: frontIds.has(c.id) || c.is_pareto === true,
         title: c.arch_short || `candidate ${c.id}`,
         rows: ALL_OBJECTIVES.map((n) => [LABELS[n], fmtVal(valueOf(c, n))])
+          .concat([["accuracy (test, held out)", testAcc(c)]])
           .concat([["source", c.source || "?"], ["feasible", c.feasible === false ? "no" : "yes"], ["id", String(c.id)]]),
       };
     });
@@ -146,8 +163,33 @@ export class ParetoPanel {
       + (omitted ? `; ${omitted} without a value for ${xName} or ${yName} not shown` : "")
       + (this.front.length ? `; ${this.front.length} on the front` : "");
     this.drawTable();
+    this.drawOutcome();
     lines(this.hv, hypervolumeSeries(this.data, this.job),
       { xLabel: "evaluations", yLabel: "hypervolume", height: 220, emptyText: "No hypervolume yet." });
+  }
+
+  // A finished job without a feasible subnet says why, with the closest candidates.
+  drawOutcome() {
+    const o = this.data && this.data.outcome;
+    if (!o || o.code !== "no_feasible_subnet") {
+      this.outcome.hidden = true;
+      this.outcome.replaceChildren();
+      return;
+    }
+    const items = [];
+    for (const [device, part] of Object.entries(o.devices || {})) {
+      for (const c of (part && part.closest) || []) {
+        const m = c.metrics || {};
+        const figures = ALL_OBJECTIVES.filter((n) => isNum(m[n])).map((n) => `${LABELS[n]}=${fmt(m[n])}`);
+        items.push(h("li", {}, `${device}: #${c.id} ${c.arch_short || ""} — ${figures.join(", ")}`
+          + ` (violation ${fmt(c.violation)}, ${c.source})`));
+      }
+    }
+    this.outcome.replaceChildren(
+      h("strong", {}, "No feasible subnet. "), o.message || "",
+      items.length ? h("div", {}, "Closest candidates:") : "",
+      items.length ? h("ul", { id: "outcome-closest" }, ...items) : "");
+    this.outcome.hidden = false;
   }
 
   drawTable() {
@@ -174,11 +216,16 @@ export class ParetoPanel {
       return h("tr", { "data-candidate-id": c.id },
         h("td", {}, String(c.id)),
         h("td", { class: "arch" }, c.arch_short || ""),
-        h("td", {}, names.map((n) => `${n}=${fmtVal(valueOf(c, n))}`).join("  ")),
+        h("td", {}, names.map((n) => `${LABELS[n] || n}=${fmtVal(valueOf(c, n))}`).join("  ")),
+        h("td", { class: "test-accuracy" }, testAcc(c)),
         h("td", {}, c.source || ""),
         h("td", {}, h("div", { class: "actions" }, buttons), status));
     }));
   }
+}
+
+function testAcc(c) {
+  return isNum(c.test_accuracy) ? fmt(c.test_accuracy) : "—";
 }
 
 function fmtVal({ value, predicted }) {

@@ -1,8 +1,8 @@
 """The dispatcher: claims queued jobs and runs each as a Ray task, with heartbeats, a reaper
 for jobs whose worker died, cancellation, and the export requests users make.
 
-``python -m workers.dispatcher`` (settings from ``NAS_*``): local Ray by default, or the cluster
-at ``NAS_RAY_ADDRESS``. A dispatcher killed with SIGKILL leaves its jobs ``running`` with a
+``python -m workers.runtime.dispatcher`` (settings from ``NAS_*``): local Ray by default, or the
+cluster at ``NAS_RAY_ADDRESS``. A dispatcher killed with SIGKILL leaves its jobs ``running`` with a
 heartbeat that goes stale; any dispatcher's reaper puts them back to ``queued`` and they resume
 from their last checkpoint. SIGTERM stops claiming, stops this dispatcher's jobs and puts them
 back to ``queued`` at once, then exits.
@@ -29,20 +29,20 @@ from nas_service.domain import JobStatus
 from nas_service.domain.states import TERMINAL
 from nas_service.settings import Settings
 
-log = logging.getLogger("workers.dispatcher")
+log = logging.getLogger("workers.runtime.dispatcher")
 
 JobFn = Callable[[str, dict[str, Any], str], str]
 ExportFn = Callable[[int, dict[str, Any]], bool]
 
 
 def _run_job(job_id: str, settings: dict[str, Any], worker_id: str) -> str:
-    from workers.runner import run_job
+    from workers.runtime.runner import run_job
 
     return run_job(job_id, Settings(**settings), worker_id)
 
 
 def _run_export(artifact_id: int, settings: dict[str, Any]) -> bool:
-    from workers.runner import run_export
+    from workers.runtime.runner import run_export
 
     return run_export(artifact_id, Settings(**settings))
 
@@ -96,7 +96,9 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._last_reap = 0.0
         # Reap often enough that a lost job is back in the queue soon after it goes stale.
-        self._reap_every = min(self.config.reap_every_s, settings.stale_after_s / 2)
+        self._reap_every = min(
+            self.config.reap_every_s, settings.stale_after_s / 2, settings.stall_after_s / 2
+        )
         self._hb_thread: threading.Thread | None = None
 
     # ----- lifecycle --------------------------------------------------------------------------
@@ -167,8 +169,14 @@ class Dispatcher:
                 timedelta(seconds=self.settings.stale_after_s),
                 max_attempts=self.settings.max_attempts,
             )
+            stall = self.settings.stall_after_s
+            stalled = jobs.reap_stalled(s, timedelta(seconds=stall))
         for jid in ids:
             log.warning("job %s had a stale heartbeat: requeued", jid)
+        for jid in stalled:
+            log.warning(
+                "job %s made no progress for %g s: failed", jid, self.settings.stall_after_s
+            )
         return ids
 
     def _claim(self) -> bool:
@@ -287,7 +295,7 @@ class Dispatcher:
 def _parse_args(argv: list[str] | None) -> Any:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m workers.dispatcher", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m workers.runtime.dispatcher", description=__doc__)
     p.add_argument("--max-jobs", type=int, default=1, help="jobs run at once by this dispatcher")
     p.add_argument("--max-exports", type=int, default=2, help="export requests made at once")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between claim rounds")

@@ -1,5 +1,8 @@
 """The ``JobSink`` of a real job: every write goes to the store through the repository
-functions, each in its own short transaction, guarded by the worker's claim on the job."""
+functions, each in its own short transaction, guarded by the worker's claim on the job.
+
+This is the DB boundary: the pipeline's typed records (epoch reports, progress, candidates,
+artifacts) are encoded for their tables here, and only here."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from typing import Any
 
 from nas_service.db import Candidate, Database, jobs, results
 from nas_service.db import artifacts as arts
-from nas_service.domain import ArtifactKind, ArtifactStatus, CandidateSource
+from nas_service.domain import ArtifactStatus, CandidateSource
+from workers.pipeline.records import EpochReport, Progress
 from workers.pipeline.sink import ArtifactRecord, CandidateRecord
 
 
@@ -66,6 +70,7 @@ def to_input(r: CandidateRecord) -> results.CandidateIn:
         predicted_latency_ms=_opt_float(
             r.predicted.get("latency_ms") if measured else m.get("latency_ms")
         ),
+        test_accuracy=_opt_float(m.get("test_accuracy")),
         source=CandidateSource(r.source),
         feasible=r.feasible,
         objectives=dict(m),
@@ -89,41 +94,38 @@ class DbSink:
             if c.is_pareto:
                 self._front.setdefault(c.device, set()).add(c.id)
 
-    def report_stage(self, stage: str, progress: Mapping[str, Any]) -> None:
+    def report_stage(self, progress: Progress) -> None:
+        stage, data = progress.stage, progress.to_json()
         with self.db.transaction() as s:
             flag = jobs.heartbeat(
-                s, self.job_id, self.worker_id, stage=stage, progress={"stage": stage, **progress}
+                s, self.job_id, self.worker_id, stage=stage, progress={"stage": stage, **data}
             )
             if flag is None:
                 raise JobLost(str(self.job_id))
             if stage != self._stage:
-                jobs.record_event(s, self.job_id, "stage", message=stage, data=dict(progress))
+                jobs.record_event(s, self.job_id, "stage", message=stage, data=data)
         self._stage = stage
 
     def add_event(self, kind: str, message: str, data: Mapping[str, Any]) -> None:
         with self.db.transaction() as s:
             jobs.record_event(s, self.job_id, kind, message=message, data=dict(data))
 
-    def add_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        out = []
-        for r in rows:
-            key = (str(r.get("phase", "")), int(r.get("epoch", 0)))
-            if key in self._epochs:
-                continue
-            self._epochs.add(key)
-            out.append(
-                results.MetricRow(
-                    seq=self._seq,
-                    metrics=dict(r.get("metrics", {})),
-                    phase=str(r.get("phase", "")),
-                    epoch=int(r.get("epoch", 0)),
-                    step=int(r.get("step", 0)),
-                )
-            )
-            self._seq += 1
-        if out:
-            with self.db.transaction() as s:
-                results.add_train_metrics(s, self.job_id, out)
+    def add_epoch(self, report: EpochReport) -> None:
+        key = (report.phase, report.epoch)
+        if key in self._epochs:
+            return
+        row = report.metric_row()
+        metric = results.MetricRow(
+            seq=self._seq,
+            metrics=row["metrics"],
+            phase=row["phase"],
+            epoch=row["epoch"],
+            step=row["step"],
+        )
+        with self.db.transaction() as s:
+            results.add_train_metrics(s, self.job_id, [metric])
+        self._epochs.add(key)
+        self._seq += 1
 
     def add_candidates(self, rows: Sequence[CandidateRecord]) -> list[CandidateRecord]:
         if not rows:
@@ -155,7 +157,7 @@ class DbSink:
             )
 
     def add_artifact(self, artifact: ArtifactRecord) -> None:
-        kind = ArtifactKind(artifact.kind)
+        kind = artifact.kind
         with self.db.transaction() as s:
             found = (
                 arts.find_artifact(s, artifact.candidate_id, kind)
@@ -187,7 +189,7 @@ class DbSink:
         if candidate_id is None:
             return False
         with self.db.transaction() as s:
-            found = arts.find_artifact(s, candidate_id, ArtifactKind(kind))
+            found = arts.find_artifact(s, candidate_id, kind)
         return (
             found is not None
             and found.status == ArtifactStatus.ready.value

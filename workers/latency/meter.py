@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from search_spaces.base import Arch, SearchSpace
-from workers.predictors.latency import (
+from workers.latency.profile import (
     DeviceProfile,
     LatencyStats,
     SpeedReference,

@@ -15,18 +15,20 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from nas_service.catalog import datasets, exports
 from nas_service.db import Database, jobs
 from nas_service.db import artifacts as arts
+from nas_service.db import datasets as dataset_repo
+from nas_service.db import devices as device_repo
 from nas_service.db.queries import get_candidate
 from nas_service.domain import JobSpec, JobStatus
 from nas_service.settings import Settings
-from workers.db_sink import DbSink, JobLost
 from workers.pipeline import DataRef, DeviceInfo, Engine, JobCancelled, JobInputs, run_pipeline
-from workers.pipeline.finish import EXPORT_KINDS, export_name
+from workers.pipeline.export import export_metadata, export_name
+from workers.pipeline.work.export import write_export
+from workers.runtime.db_sink import DbSink, JobLost, to_record
 
 log = logging.getLogger(__name__)
-
-FORMAT_OF_KIND = {kind: fmt for fmt, kind in EXPORT_KINDS.items()}
 
 
 def runs_dir(settings: Settings) -> Path:
@@ -67,7 +69,7 @@ def resolve_inputs(db: Database, settings: Settings, job_id: uuid.UUID) -> tuple
         data = _data_ref(s, spec, run_dir)
         devices = []
         for name in spec.devices:
-            row = arts.get_device(s, name)
+            row = device_repo.get_device(s, name)
             if row is None:
                 devices.append(DeviceInfo(name=name))
             else:
@@ -100,25 +102,23 @@ def _supernet_of(settings: Settings, job_id: uuid.UUID, uri: str | None) -> Path
     return path
 
 
-# The loader option that names an uploaded dataset's stored file, per upload format.
-FILE_OPTION = {"npz": "path", "image-folder": "root"}
-
-
 def _data_ref(s: Any, spec: JobSpec, run_dir: Path) -> DataRef:
     ref = spec.dataset
     if ref.name is not None:
         return DataRef(ref.name, spec.seed, dict(ref.options))
     assert ref.id is not None
-    ds = arts.get_dataset(s, ref.id)
+    ds = dataset_repo.get_dataset(s, ref.id)
     if ds is None:
         raise LookupError(f"dataset {ref.id} not found")
     art = arts.get_artifact(s, ds.artifact_id)
     if art is None or not art.uri:
         raise LookupError(f"dataset {ref.id} has no stored file")
     path = Path(art.uri)
-    if ds.format == "image-folder" and path.is_file() and zipfile.is_zipfile(path):
+    if datasets.suffix(ds.format) == ".zip" and path.is_file() and zipfile.is_zipfile(path):
         path = _extract_zip(path, run_dir / "dataset")
-    return DataRef(ds.format, spec.seed, {**dict(ref.options), FILE_OPTION[ds.format]: str(path)})
+    return DataRef(
+        ds.format, spec.seed, {**dict(ref.options), datasets.file_option(ds.format): str(path)}
+    )
 
 
 def run_job(
@@ -138,7 +138,7 @@ def _run(
     db: Database, settings: Settings, jid: uuid.UUID, worker_id: str, engine: Engine | None
 ) -> str:
     if engine is None:
-        from workers.ray_tasks import RayEngine
+        from workers.runtime.ray_engine import RayEngine
 
         engine = RayEngine()
     try:
@@ -168,7 +168,8 @@ def _run(
                 "timings": result.timings,
             },
         )
-    return _finish(db, jid, worker_id, JobStatus.succeeded, message="job succeeded")
+    message = result.outcome.get("message") or "job succeeded"
+    return _finish(db, jid, worker_id, JobStatus.succeeded, message=message, outcome=result.outcome)
 
 
 def _finish(
@@ -179,16 +180,19 @@ def _finish(
     *,
     error: str | None = None,
     message: str = "",
+    outcome: dict[str, Any] | None = None,
 ) -> str:
     with db.transaction() as s:
-        done = jobs.finish_job(s, jid, worker_id, status, error=error, message=message)
+        done = jobs.finish_job(
+            s, jid, worker_id, status, error=error, message=message, outcome=outcome or None
+        )
     return status.value if done is not None else "lost"
 
 
 def run_export(artifact_id: int, settings: Settings, engine: Engine | None = None) -> bool:
     """Make one requested export (claimed by this worker). True when it is ready."""
     if engine is None:
-        from workers.ray_tasks import RayEngine
+        from workers.runtime.ray_engine import RayEngine
 
         engine = RayEngine()
     db = Database(settings.database_url)
@@ -201,11 +205,14 @@ def run_export(artifact_id: int, settings: Settings, engine: Engine | None = Non
             if cand is None:
                 raise LookupError(f"candidate {art.candidate_id} not found")
             kind, arch, genotype, job_id = art.kind, dict(cand.arch), cand.genotype, art.job_id
+            meta = export_metadata(to_record(cand), cand.device)
         try:
             inputs, _ = resolve_inputs(db, settings, job_id)
-            fmt = FORMAT_OF_KIND[kind]
+            fmt = exports.format_of_kind(kind)
             dest = inputs.export_dir / export_name(genotype, fmt)
-            res = engine.export(inputs.checkpoint(), inputs.data, arch, fmt, dest, inputs.seed)
+            res = engine.call(
+                write_export, inputs.checkpoint(), inputs.data, arch, fmt, dest, inputs.seed, meta
+            )
         except Exception as exc:
             log.exception("export %s failed", artifact_id)
             with db.transaction() as s:

@@ -54,7 +54,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-RUNTIMES = ("eager", "torchscript")
+def runtimes() -> list[str]:
+    """The device runtimes of the catalog (``nas_service.catalog.devices``)."""
+    from nas_service.catalog import devices
+
+    return devices.names()
+
+
 CLOCKS = ("wall", "cpu")
 
 
@@ -70,8 +76,8 @@ def prepare(module: nn.Module, example: torch.Tensor, runtime: str) -> Callable[
     gone (about 30 MB per small-input mbv3 network; neither gc nor clearing its class registry
     frees it): time many networks in a process that ends (the Ray latency tasks get a fresh
     worker per call)."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime {runtime!r} is not known; use one of {RUNTIMES}")
+    if runtime not in runtimes():
+        raise ValueError(f"runtime {runtime!r} is not known; use one of {runtimes()}")
     if isinstance(module, torch.jit.ScriptModule):
         return module
     module.eval()
@@ -240,8 +246,8 @@ def profile_problems(p: DeviceProfile) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if p.clock not in CLOCKS:
         out.append(("clock", f"must be one of {list(CLOCKS)}, got {p.clock!r}"))
-    if p.runtime not in RUNTIMES:
-        out.append(("runtime", f"must be one of {list(RUNTIMES)}, got {p.runtime!r}"))
+    if p.runtime not in runtimes():
+        out.append(("runtime", f"must be one of {runtimes()}, got {p.runtime!r}"))
     if p.torch_device.split(":")[0] not in ("cpu", "cuda"):
         out.append(("torch_device", f"must be 'cpu' or 'cuda[:N]', got {p.torch_device!r}"))
     for name, low in (("threads", 1), ("batch_size", 1), ("warmup", 0), ("repeats", 1)):
@@ -285,7 +291,7 @@ def measure_profile(
     if profile.paired and reference is None:
         raise ValueError(
             f"device profile '{profile.name}' pairs its timings with a reference network; "
-            "measure through a LatencyMeter (workers.predictors.latency_meter)"
+            "measure through a LatencyMeter (workers.latency.meter)"
         )
     return measure_latency(
         module,

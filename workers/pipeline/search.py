@@ -1,4 +1,4 @@
-"""The search stage for one target device.
+"""The searching stage for one target device, on the shared loop of ``workers.search.driver``.
 
 Stored candidates are replayed into the searcher first, so a resumed search continues where it
 stopped and never proposes (or stores) an architecture twice. After every batch the candidates,
@@ -8,25 +8,33 @@ job runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from workers.pipeline import tools
+from search_spaces import SearchSpace
 from workers.pipeline.front import front_of, is_feasible, job_objectives
 from workers.pipeline.job import DeviceInfo
+from workers.pipeline.records import SearchingProgress
 from workers.pipeline.sink import CandidateRecord
+from workers.pipeline.work.evaluation import evaluate_all
+from workers.pipeline.work.latency import LatencyFn
+from workers.search.driver import build_searcher, run_search
 from workers.search.pareto import reference_point
 
 if TYPE_CHECKING:
     from workers.pipeline.stages import Context
-
-LatencyFn = Callable[[Mapping[str, int]], float]
 
 DEFAULT_BATCH = 10
 
 
 def genotype_key(genes: Sequence[int]) -> str:
     return ",".join(str(int(g)) for g in genes)
+
+
+def arch_short(space: SearchSpace, arch: Mapping[str, int]) -> str:
+    """The space's short name of an arch ("" for a space without one)."""
+    fn = getattr(space, "short", None)
+    return str(fn(arch)) if callable(fn) else ""
 
 
 def batch_size_of(ctx: Context) -> int:
@@ -50,9 +58,8 @@ def score(
     keys = [genotype_key(space.encode(a)) for a in archs]
     todo = [a for a, k in zip(archs, keys, strict=True) if k not in known]
     if todo:
-        results = ctx.engine.evaluate(
-            ctx.inputs.checkpoint(), ctx.inputs.data, todo, ctx.inputs.seed
-        )
+        inputs = ctx.inputs
+        results = evaluate_all(ctx.engine, inputs.checkpoint(), inputs.data, todo, inputs.seed)
         for a, r in zip(todo, results, strict=True):
             known[genotype_key(space.encode(a))] = {
                 "accuracy": float(r["accuracy"]),
@@ -74,7 +81,6 @@ def search_device(ctx: Context, device: DeviceInfo, index: int, latency: Latency
     space = ctx.space
     objectives = job_objectives(spec)
     budget = spec.search.budget
-    batch = batch_size_of(ctx)
     ref = job_reference(ctx, latency)
 
     rows = ctx.sink.stored_candidates(device.name)
@@ -84,7 +90,8 @@ def search_device(ctx: Context, device: DeviceInfo, index: int, latency: Latency
         if "accuracy" in c.metrics and "loss" in c.metrics:
             known[c.genotype] = {"accuracy": c.metrics["accuracy"], "loss": c.metrics["loss"]}
 
-    searcher = tools.make_searcher(
+    batch = batch_size_of(ctx)
+    searcher = build_searcher(
         spec.search.algorithm,
         space,
         objectives,
@@ -92,51 +99,43 @@ def search_device(ctx: Context, device: DeviceInfo, index: int, latency: Latency
         batch_size=batch,
         options=spec.search.options,
         population=spec.search.population,
+        latency=latency,
     )
     if rows:
         searcher.replay([(c.arch, {**c.metrics, **c.predicted}) for c in rows])
-    done = {c.genotype for c in rows}
-    progress = {"device": device.name, "evaluated": len(done), "budget": budget}
-    ctx.sink.report_stage("searching", progress)
-    stalls = 0
-    while len(done) < budget:
-        ctx.check_cancel()
-        archs = searcher.ask(min(batch, budget - len(done)))
-        if not archs:
-            break  # the space has no unseen architecture left
-        evals = score(ctx, archs, latency, known)
-        ctx.check_cancel(every_s=0)
-        searcher.tell(archs, evals)
-        records = []
-        for a, ev in zip(archs, evals, strict=True):
-            g = genotype_key(space.encode(a))
-            if g in done:
-                continue
-            records.append(
-                CandidateRecord(
-                    device=device.name,
-                    genotype=g,
-                    arch=dict(space.canonical(a)),
-                    arch_short=tools.short(space, a),
-                    metrics=ev,
-                    feasible=is_feasible(ev, objectives),
-                )
+    seen = {c.genotype for c in rows}
+    ctx.sink.report_stage(SearchingProgress(device.name, len(seen), budget))
+
+    def record(archs: list[dict[str, int]], evals: list[dict[str, float]]) -> None:
+        nonlocal rows
+        records = [
+            CandidateRecord(
+                device=device.name,
+                genotype=genotype_key(space.encode(a)),
+                arch=dict(space.canonical(a)),
+                arch_short=arch_short(space, a),
+                metrics=ev,
+                feasible=is_feasible(ev, objectives),
             )
-            done.add(g)
-        stalls = 0 if records else stalls + 1
-        if stalls > 3:
-            break
+            for a, ev in zip(archs, evals, strict=True)
+        ]
         rows += ctx.sink.add_candidates(records)
+        seen.update(r.genotype for r in records)
         front, hv = front_of(rows, objectives, ref)
         ctx.sink.set_pareto(device.name, [c.genotype for c in front], hv)
-        progress = {
-            "device": device.name,
-            "evaluated": len(done),
-            "budget": budget,
-            "pareto": len(front),
-            "hypervolume": hv,
-        }
-        ctx.sink.report_stage("searching", progress)
+        ctx.sink.report_stage(SearchingProgress(device.name, len(seen), budget, len(front), hv))
+
+    run_search(
+        searcher,
+        budget=budget,
+        batch=batch,
+        evaluate=lambda archs: score(ctx, archs, latency, known),
+        record=record,
+        key=lambda a: genotype_key(space.encode(a)),
+        seen=seen,
+        before_ask=ctx.check_cancel,
+        after_evaluate=lambda: ctx.check_cancel(every_s=0),
+    )
     # Also covers a resumed search whose budget was already spent before the interruption.
     front, hv = front_of(rows, objectives, ref)
     ctx.sink.set_pareto(device.name, [c.genotype for c in front], hv)

@@ -1,0 +1,67 @@
+"""Scoring subnets of a trained supernet: accuracy and loss, BN recalibrated first.
+
+``evaluate`` is the unit of work (one chunk of archs, in one process); ``evaluate_all`` is how
+a stage runs it: in chunks, in parallel where the engine can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from workers.pipeline.engine import Engine, unit
+from workers.pipeline.job import DataRef
+from workers.pipeline.work.cache import worker_cache
+from workers.pipeline.work.loading import load_data
+
+# BN recalibration (search scores and exported subnets): the image count and batch of the
+# shared rule in workers.bn, which are also the trainer's defaults, so every stage calibrates
+# on the same images. tests/workers/test_evaluation.py keeps these equal to workers.bn's.
+BN_IMAGES = 2000
+BN_BATCH = 200
+
+
+def bn_subset(data: DataRef, seed: int) -> Any:
+    """The training images used for BN recalibration: ``workers.bn.calibration_images``, the
+    rule the trainer's evaluation and ``SubnetEvaluator`` follow for the same seed."""
+    from workers.bn import calibration_images
+
+    x_train, _ = load_data(data).tensors("train")
+    return calibration_images(x_train, BN_IMAGES, seed)
+
+
+# Evaluation is cheap to repeat and its worker keeps its caches: two retries.
+@unit(retries=2)
+def evaluate(
+    checkpoint: Path | str,
+    data: DataRef,
+    archs: Sequence[Mapping[str, int]],
+    seed: int,
+    split: str = "val",
+) -> list[dict[str, float]]:
+    """Accuracy and loss of each subnet on ``split``, BN recalibrated first. ``val`` is what
+    the search selects on; ``test`` is held out and only reported. A split without examples
+    (``test_fraction: 0``) gives empty dicts: nothing was measured."""
+    cache = worker_cache()
+    splits = cache.data(data)
+    if splits.sizes().get(split, 0) == 0:
+        return [{} for _ in archs]
+    with cache.lock:
+        ev = cache.evaluator(checkpoint, data, seed)
+        results = ev.evaluate([dict(a) for a in archs], split=split)
+    return [{"accuracy": float(r["accuracy"]), "loss": float(r["loss"])} for r in results]
+
+
+def evaluate_all(
+    engine: Engine,
+    checkpoint: Path | str,
+    data: DataRef,
+    archs: Sequence[Mapping[str, int]],
+    seed: int,
+    split: str = "val",
+) -> list[dict[str, float]]:
+    """``evaluate`` over ``archs`` in the engine's chunks; results in the order of ``archs``."""
+    chunks = engine.chunks([dict(a) for a in archs])
+    parts = engine.map(evaluate, [(checkpoint, data, c, seed, split) for c in chunks])
+    return [r for part in parts for r in part]

@@ -1,0 +1,58 @@
+"""Exporting one subnet of a trained supernet: BN recalibrated on the job's seeded training
+subset (what users download), checked against the subnet's own output, written atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workers.pipeline.engine import unit
+from workers.pipeline.job import DataRef
+from workers.pipeline.records import ExportResult
+from workers.pipeline.work.cache import worker_cache
+from workers.pipeline.work.evaluation import BN_BATCH, bn_subset
+from workers.pipeline.work.loading import load_data, load_net
+
+
+def recalibrated_subnet(
+    checkpoint: Path | str, data: DataRef, arch: Mapping[str, int], seed: int
+) -> tuple[Any, Any]:
+    """The static subnet of ``arch`` with BN statistics re-estimated on a seeded subset of the
+    training split (what users download), and a validation batch shaped for it."""
+
+    from workers.bn import calibration_batches, recalibrate_bn
+
+    space, net = load_net(checkpoint)
+    x_bn = bn_subset(data, seed)
+    x_val, _ = load_data(data).tensors("val")
+    canon = space.canonical(arch)
+    with worker_cache().lock:
+        net.set_active(canon)
+        batches = [net.prepare_input(b) for b in calibration_batches(x_bn, BN_BATCH)]
+        example = net.prepare_input(x_val[:4])
+        sub = net.extract(canon)
+    recalibrate_bn(sub, batches)
+    return sub.eval(), example
+
+
+@unit(retries=1)
+def write_export(
+    checkpoint: Path | str,
+    data: DataRef,
+    arch: Mapping[str, int],
+    fmt: str,
+    dest: Path,
+    seed: int,
+    metadata: Mapping[str, Any] | None = None,
+) -> ExportResult:
+    """Export the BN-recalibrated subnet to ``dest`` (written to a temp file, checked against
+    the subnet's own output, renamed) with ``metadata`` inside the file."""
+    from workers.export import export_subnet, extension
+
+    space, _ = load_net(checkpoint)
+    sub, example = recalibrated_subnet(checkpoint, data, arch, seed)
+    stem = dest.name.split(".")[0]
+    res = export_subnet(sub, space, arch, fmt, dest.parent, example, name=stem, metadata=metadata)
+    assert res.path.name == f"{stem}{extension(fmt)}"
+    return ExportResult(Path(res.path), str(res.sha256), int(res.size))
