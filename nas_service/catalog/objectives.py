@@ -7,20 +7,39 @@ bound may be (``fraction``: in (0, 1]; ``positive``: > 0); ``unit`` and ``label`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from nas_service.catalog.registry import CATALOG, Entry
+from nas_service.catalog.registry import CATALOG, Entry, resolve
 
 KIND = "objective"
 
 
 def objective(
-    name: str, summary: str, *, direction: str, bound: str, unit: str, label: str
+    name: str,
+    summary: str,
+    *,
+    direction: str,
+    bound: str,
+    unit: str,
+    label: str,
+    analytic: str | None = None,
 ) -> Entry:
+    """``analytic``: the ``"module:function"`` computing the metric from ``(space, arch)``
+    (torch-free, e.g. in ``search_spaces.metrics``); None for a metric that is measured
+    (accuracy by the supernet, latency on the device)."""
     return Entry(
         KIND,
         name,
         summary,
-        info={"direction": direction, "bound": bound, "unit": unit, "label": label},
+        impl=analytic,
+        info={
+            "direction": direction,
+            "bound": bound,
+            "unit": unit,
+            "label": label,
+            "analytic": analytic is not None,
+        },
     )
 
 
@@ -48,6 +67,7 @@ ENTRIES = [
         bound="positive",
         unit="MACs",
         label="FLOPs (MACs)",
+        analytic="search_spaces.metrics:flops",
     ),
     objective(
         "params",
@@ -56,12 +76,22 @@ ENTRIES = [
         bound="positive",
         unit="",
         label="parameters",
+        analytic="search_spaces.metrics:params",
     ),
 ]
 
 
 def names() -> list[str]:
     return CATALOG.names(KIND)
+
+
+def analytic() -> dict[str, Callable[[Any, Mapping[str, int]], float]]:
+    """Name -> function of every analytic objective (``(space, arch) -> value``)."""
+    return {e.name: resolve(e) for e in CATALOG.entries(KIND) if e.impl}
+
+
+def unit(name: str) -> str:
+    return str(CATALOG.get(KIND, name).info["unit"])
 
 
 def direction(name: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from nas_service.catalog import CATALOG, datasets, searchers
+from nas_service.catalog import CATALOG, datasets, objectives, searchers
 from nas_service.db import Job
 from nas_service.db import datasets as dataset_repo
 from nas_service.db import devices as device_repo
@@ -117,18 +117,20 @@ def _search_option_errors(spec: JobSpec) -> list[FieldError]:
 
 
 def _impossible_bounds(spec: JobSpec, space: Any) -> list[FieldError]:
-    """A cost ceiling below the fitted space's smallest network can never be met."""
+    """A ceiling on an analytic cost (MACs, parameters, ...) below the fitted space's smallest
+    network can never be met."""
     out = []
     smallest = space.min_arch()
-    floors = {"flops": space.flops(smallest), "params": space.params(smallest)}
+    analytic = objectives.analytic()
     for i, obj in enumerate(spec.search.objectives):
-        floor = floors.get(obj.name)
+        fn = analytic.get(obj.name) if obj.direction == "min" else None
+        floor = fn(space, smallest) if fn is not None else None
         if obj.bound is not None and floor is not None and obj.bound < floor:
             out.append(
                 FieldError(
                     f"search.objectives[{i}].bound",
                     f"{obj.name} <= {obj.bound:g} is impossible: the smallest network of "
-                    f"space '{spec.space.id}' on this dataset has {floor:,}",
+                    f"space '{spec.space.id}' on this dataset has {round(floor):,}",
                 )
             )
     return out

@@ -112,6 +112,11 @@ def test_an_image_space_on_a_table_is_refused_at_submission(api: Api) -> None:
 
 
 # ----- a throwaway entry of each kind --------------------------------------------------------
+def energy(space: Any, arch: Any) -> float:
+    """A made-up energy model: 1 mJ per million MACs."""
+    return float(space.flops(arch)) / 1e6
+
+
 class ToyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     temperature: float | None = Field(default=None, gt=0)
@@ -150,8 +155,15 @@ def throwaway() -> Iterator[None]:
         Entry(
             "objective",
             "energy_mj",
-            "a throwaway objective",
-            info={"direction": "min", "bound": "positive", "unit": "mJ", "label": "energy"},
+            "a throwaway analytic objective",
+            impl="tests.api.test_catalog_api:energy",
+            info={
+                "direction": "min",
+                "bound": "positive",
+                "unit": "mJ",
+                "label": "energy",
+                "analytic": True,
+            },
         ),
         Entry(
             "export",
@@ -206,6 +218,11 @@ def test_a_throwaway_entry_of_each_kind_is_in_the_catalog_and_in_validation(
     assert "search.options.temperature" in _errors(api.post("/api/v1/jobs", json=bad))
     bad = {**job, "search": {**job["search"], "objectives": [{"name": "energy_mj", "bound": 0}]}}
     assert "energy_mj bound must be positive" in str(_errors(api.post("/api/v1/jobs", json=bad)))
+    # An analytic objective's ceiling is judged on the fitted space's smallest network.
+    tiny = [{"name": "accuracy"}, {"name": "energy_mj", "bound": 1e-9}]
+    bad = {**job, "search": {**job["search"], "objectives": tiny}}
+    reason = _errors(api.post("/api/v1/jobs", json=bad))["search.objectives[1].bound"]
+    assert "energy_mj <= 1e-09 is impossible" in reason
     # The throwaway space takes tables only: on digits (images) it is refused at submission.
     on_images = {**job, "dataset": {"name": "digits"}}
     assert "needs table data" in _errors(api.post("/api/v1/jobs", json=on_images))["space.id"]

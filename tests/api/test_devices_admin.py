@@ -57,7 +57,8 @@ def test_admin_registers_lists_replaces_and_removes_devices(
     assert admin(["add-device", "pixel7", "--clock", "cpu", "--threads", "4"], settings) == 1
     assert "clock 'cpu' times the calling thread" in capsys.readouterr().err
     assert admin(["add-device", "pixel7", "--runtime", "tflite"], settings) == 1
-    assert "runtime: unknown runtime 'tflite'; allowed: ['eager', 'torchscript']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "runtime: unknown runtime 'tflite'; allowed: ['eager', 'torchscript']" in err
     listed = {d["name"]: d for d in api.get("/api/v1/devices").json()["items"]}
     assert listed["pixel7"]["threads"] == 4 and listed["pixel7"]["runtime"] == "torchscript"
     # Registering again replaces every setting.

@@ -333,3 +333,46 @@ def test_a_bound_only_the_smallest_networks_meet_still_gives_a_front(
     assert sum(r.feasible for r in sink.stored_candidates("cpu")) >= 1
     assert result.outcome["code"] == "front"
     assert result.outcome["devices"]["cpu"]["front"] == len(front)
+
+
+def depth_of(space: Any, arch: Any) -> float:
+    """A throwaway analytic objective: the number of hidden layers."""
+    return float(space.canonical(arch)["depth"])
+
+
+def test_an_analytic_objective_registered_in_the_catalog_is_searched_and_stored(
+    finished: Any, tmp_path: Path
+) -> None:
+    """One catalog entry is all an analytic objective needs: the search computes it for every
+    candidate, the front is non-dominated on it, and its bound is enforced."""
+    from nas_service.catalog import CATALOG, Entry, register
+
+    register(
+        Entry(
+            "objective",
+            "hidden_layers",
+            "a throwaway analytic objective",
+            impl="tests.workers.test_runner_pipeline:depth_of",
+            info={
+                "direction": "min",
+                "bound": "positive",
+                "unit": "",
+                "label": "layers",
+                "analytic": True,
+            },
+        )
+    )
+    try:
+        _, _, first = finished
+        objectives = [{"name": "accuracy"}, {"name": "hidden_layers", "bound": 2}]
+        search = {"algorithm": "evolution", "budget": 8, "objectives": objectives}
+        inputs = reusing_inputs(tmp_path, first.checkpoint, search, DeviceInfo("cpu"))
+        sink = MemorySink()
+        result = run_pipeline(inputs, sink, LocalEngine())
+    finally:
+        CATALOG.unregister("objective", "hidden_layers")
+    rows = sink.stored_candidates("cpu")
+    assert all(r.metrics["hidden_layers"] == r.arch["depth"] for r in rows)
+    front = [r for r in rows if r.genotype in set(sink.pareto["cpu"])]
+    assert front and all(r.metrics["hidden_layers"] <= 2 for r in front)
+    assert result.outcome["code"] == "front"

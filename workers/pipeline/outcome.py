@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nas_service.catalog import objectives
 from workers.pipeline.sink import CandidateRecord
 from workers.search.objectives import Constraint, Objective, all_constraints, violation
 
@@ -19,13 +20,12 @@ FRONT = "front"
 NO_FEASIBLE = "no_feasible_subnet"
 CLOSEST = 5
 
-UNITS = {"latency_ms": " ms", "flops": " MACs", "params": " parameters"}
-
 
 def _fmt(name: str, v: float) -> str:
-    if name in ("flops", "params"):
-        return f"{round(v):,}{UNITS[name]}"
-    return f"{v:.4g}{UNITS.get(name, '')}"
+    """A value with its catalog unit; counts (analytic costs) exactly, with separators."""
+    unit = objectives.unit(name) if name in objectives.names() else ""
+    text = f"{round(v):,}" if name in objectives.analytic() else f"{v:.4g}"
+    return f"{text} {unit}" if unit else text
 
 
 def _why(

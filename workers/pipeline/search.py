@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from nas_service.catalog import objectives
 from search_spaces import SearchSpace
 from workers.pipeline.front import front_of, is_feasible, job_objectives
 from workers.pipeline.job import DeviceInfo
@@ -52,9 +53,10 @@ def score(
     latency: LatencyFn | None,
     known: dict[str, dict[str, float]],
 ) -> list[dict[str, float]]:
-    """Accuracy and loss from the supernet (reusing ``known`` scores), analytic MACs and
-    parameters, predicted latency where the device has a table."""
+    """Accuracy and loss from the supernet (reusing ``known`` scores), every analytic objective
+    of the catalog (MACs, parameters, ...), predicted latency where the device has a table."""
     space = ctx.space
+    analytic = objectives.analytic()
     keys = [genotype_key(space.encode(a)) for a in archs]
     todo = [a for a, k in zip(archs, keys, strict=True) if k not in known]
     if todo:
@@ -68,8 +70,8 @@ def score(
     out = []
     for a, k in zip(archs, keys, strict=True):
         ev = dict(known[k])
-        ev["flops"] = float(space.flops(a))
-        ev["params"] = float(space.params(a))
+        for name, fn in analytic.items():
+            ev[name] = float(fn(space, a))
         if latency is not None:
             ev["latency_ms"] = float(latency(a))
         out.append(ev)

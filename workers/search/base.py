@@ -49,13 +49,18 @@ Estimate = Callable[[Sequence[Arch]], np.ndarray]
 _BISECT_STEPS = 12
 
 
-def _analytic(space: SearchSpace, metric: str) -> Estimate:
-    fn = space.flops if metric == "flops" else space.params
-
+def _analytic(space: SearchSpace, fn: Callable[[SearchSpace, Arch], float]) -> Estimate:
     def values(archs: Sequence[Arch]) -> np.ndarray:
-        return np.asarray([fn(a) for a in archs], dtype=float)
+        return np.asarray([fn(space, a) for a in archs], dtype=float)
 
     return values
+
+
+def analytic_estimates(space: SearchSpace) -> dict[str, Estimate]:
+    """An estimate for every analytic objective of the catalog (exact: MACs, parameters, ...)."""
+    from nas_service.catalog import objectives
+
+    return {name: _analytic(space, fn) for name, fn in objectives.analytic().items()}
 
 
 class Searcher(ABC):
@@ -89,7 +94,7 @@ class Searcher(ABC):
         self._told: dict[Genotype, int] = {}
         self.codec = GeneCodec(space)
         # Cheap metric estimates by name: the analytic counts, overridden by the caller's.
-        self.estimates: dict[str, Estimate] = {m: _analytic(space, m) for m in ("flops", "params")}
+        self.estimates: dict[str, Estimate] = analytic_estimates(space)
         self.estimates.update(estimates or {})
 
     # ----- public interface -------------------------------------------------------------------

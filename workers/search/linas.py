@@ -369,6 +369,8 @@ class LinasSearcher(Searcher):
                 fns[m] = self._caller_fn(self.metric_fns[m])
             elif m in ANALYTIC:
                 fns[m] = flops if m == "flops" else params
+            elif m in self.estimates:  # another analytic objective: exact, per arch
+                fns[m] = self._caller_fn(self.estimates[m])
             else:
                 p = self.predictor
                 model = _named(p, self.space, m) if isinstance(p, str) else p(self.space)

@@ -4,7 +4,7 @@
 - ``accuracy`` / ``loss``: the evaluator (BN recalibrated, validation split, cached);
 - ``latency_ms``: predicted by a lookup table (fitted constant and scale) or a regressor, or
   timed on the device when ``latency="measured"``;
-- ``flops`` / ``params``: the space's analytics.
+- ``flops`` / ``params`` and any other analytic objective of the catalog: computed exactly.
 ``measure`` is the real thing for re-measurement: evaluator accuracy and timed latency.
 """
 
@@ -46,6 +46,9 @@ class SupernetObjectives:
         self.net = net
         self.space = net.space
         self.metrics = list(dict.fromkeys(metrics))
+        from nas_service.catalog import objectives
+
+        self.analytic = objectives.analytic()
         self.profile = get_device(device) if isinstance(device, str) else device
         self.latency_mode = latency
         self.meter = LatencyMeter(self.space, self.profile, cache_dir=cache_dir)
@@ -105,6 +108,6 @@ class SupernetObjectives:
             for o, v in zip(out, latency_fn(archs), strict=True):
                 o["latency_ms"] = float(v)
         for o, a in zip(out, archs, strict=True):
-            o["flops"] = float(self.space.flops(a))
-            o["params"] = float(self.space.params(a))
+            for name, fn in self.analytic.items():
+                o[name] = float(fn(self.space, a))
         return out

@@ -169,11 +169,15 @@ def reference_point(
 ) -> list[float]:
     """A reference point fixed for a whole job, so hypervolumes of its searchers compare.
 
-    Choice: accuracy 0; FLOPs / params of the space's largest arch times ``margin``; latency of
+    Choice: accuracy 0; an analytic cost (FLOPs, params, ...) of the space's largest arch times
+    ``margin``; latency of
     the largest arch (``latency_fn``, e.g. a predictor) times ``margin``; loss ``worst_loss``
     (e.g. ln(num_classes) * margin, the loss of a uniform guess). ``overrides`` wins over all.
     """
+    from nas_service.catalog import objectives as catalog_objectives
+
     over = dict(overrides or {})
+    analytic = catalog_objectives.analytic()
     big = space.max_arch()
     out: list[float] = []
     for o in objectives:
@@ -181,10 +185,11 @@ def reference_point(
             out.append(float(over[o.name]))
         elif o.name == "accuracy":
             out.append(0.0 if o.direction == "max" else 1.0)
-        elif o.name == "flops":
-            out.append(float(space.flops(big)) * margin)
-        elif o.name == "params":
-            out.append(float(space.params(big)) * margin)
+        elif o.name in analytic:
+            # The largest network's value (with a margin) for a cost; 0 for a benefit.
+            out.append(
+                float(analytic[o.name](space, big)) * margin if o.direction == "min" else 0.0
+            )
         elif o.name == "latency_ms":
             if latency_fn is None:
                 raise ObjectiveError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from search_spaces import get_space
+from search_spaces import get_space, list_spaces
 from workers.data import list_datasets, load_dataset, space_options_for
 from workers.training.checkpoint import load_checkpoint
 from workers.training.config import TrainConfig, default_config
@@ -39,7 +39,7 @@ def _option(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workers.training", description=__doc__)
-    p.add_argument("--space", required=True, choices=("mbv3", "mlp"))
+    p.add_argument("--space", required=True, choices=sorted(list_spaces()))
     p.add_argument("--dataset", required=True, help=f"one of {sorted(list_datasets())}")
     p.add_argument(
         "--data-option",
