@@ -7,6 +7,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from nas_service.catalog import objectives
+from nas_service.domain.spec import SearchSpec
 from nas_service.domain.states import STAGES, TERMINAL
 
 __all__ = ["STAGES"]
@@ -23,7 +25,11 @@ _PAIRS = (
     ("step", "steps"),
     ("phase", "phases"),
 )
-_OBJECTIVES = ("accuracy", "latency_ms", "flops", "params")
+
+
+def _objectives() -> list[str]:
+    """The objectives of the catalog, in its order (the columns of a front table)."""
+    return objectives.names()
 
 
 def _num(v: Any) -> float | None:
@@ -126,7 +132,7 @@ def _objective_names(front: dict[str, Any], job: dict[str, Any] | None) -> list[
         if isinstance(objs, list) and objs:
             names = [o.get("name") if isinstance(o, dict) else o for o in objs]
             return [str(n) for n in names if n]
-    return ["accuracy", "flops"]
+    return [o.name for o in SearchSpec().objectives]  # the spec's default objectives
 
 
 def _value(c: dict[str, Any], name: str) -> Any:
@@ -157,7 +163,7 @@ def outcome_text(outcome: Any) -> str | None:
             m = c.get("metrics") or {}
             figures = "  ".join(
                 f"{_TITLES.get(k, k)}={_fmt(m[k])}"
-                for k in (*_OBJECTIVES, "test_accuracy")
+                for k in (*_objectives(), "test_accuracy")
                 if k in m
             )
             lines.append(
@@ -173,7 +179,7 @@ def front_table(front: dict[str, Any], job: dict[str, Any] | None = None) -> str
         why = outcome_text(front.get("outcome") or (job or {}).get("outcome"))
         return why or "(the front is empty so far)"
     names = _objective_names(front, job)
-    cols = names + [n for n in _OBJECTIVES if n not in names]
+    cols = names + [n for n in _objectives() if n not in names]
     if any(c.get("test_accuracy") is not None for c in points):
         at = cols.index("accuracy") + 1 if "accuracy" in cols else len(cols)
         cols.insert(at, "test_accuracy")

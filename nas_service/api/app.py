@@ -50,8 +50,6 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
 
 def _mount_dashboard(app: FastAPI) -> None:
-    try:
-        from nas_service.dashboard import mount_dashboard
-    except ImportError:  # a build without the static dashboard
-        return
+    from nas_service.dashboard import mount_dashboard
+
     mount_dashboard(app)

@@ -471,10 +471,8 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     """BLAS limited to one thread for the inner loop: its matrices have ~50 rows, and on a
     shared machine threads only add synchronisation (a GP prediction of 50 rows took 50 ms with
     two OpenBLAS threads on two busy cores, 2 ms with one)."""
-    try:
-        from threadpoolctl import threadpool_limits  # ships with scikit-learn
-    except ImportError:  # pragma: no cover - scikit-learn is a dependency
-        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # a dependency (scikit-learn's too)
+
     return threadpool_limits(limits=1, user_api="blas")
 
 
