@@ -56,14 +56,6 @@ class Entry:
     # extension, a dataset's modality, ...). Read through the kind's helper functions.
     info: Mapping[str, Any] = field(default_factory=dict)
 
-    def validate_options(self, options: Mapping[str, Any]) -> BaseModel | None:
-        """The typed options (raises pydantic's ValidationError); ``None`` without a model."""
-        if self.options is None:
-            if options:
-                raise ValueError(f"{self.kind} '{self.name}' takes no options")
-            return None
-        return self.options.model_validate(dict(options))
-
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,

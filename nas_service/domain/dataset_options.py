@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from nas_service.catalog import CATALOG, UnknownEntry
 from nas_service.catalog.dataset_options import (
     DEFAULT_TEST_FRACTION,
@@ -17,7 +15,7 @@ from nas_service.catalog.dataset_options import (
     SplitOptions,
     SyntheticOptions,
 )
-from nas_service.domain.errors import FieldError, field_errors
+from nas_service.domain.errors import FieldError, option_errors
 
 __all__ = [
     "DEFAULT_TEST_FRACTION",
@@ -39,16 +37,4 @@ def dataset_option_errors(kind: str, options: dict[str, Any]) -> list[FieldError
         model = CATALOG.get("dataset", kind).options
     except UnknownEntry as exc:
         return [FieldError("dataset", str(exc))]
-    if model is None:
-        return (
-            [FieldError("dataset.options", f"{kind} datasets take no options")] if options else []
-        )
-    try:
-        model.model_validate(options)
-    except ValidationError as exc:
-        unknown = f"unknown option for {kind} datasets; allowed: {sorted(model.model_fields)}"
-        errors = [
-            {**e, "msg": unknown} if e["type"] == "extra_forbidden" else e for e in exc.errors()
-        ]
-        return field_errors(errors, prefix="dataset.options", whole="dataset.options")
-    return []
+    return option_errors(model, options, field="dataset.options", owner=f"{kind} datasets")

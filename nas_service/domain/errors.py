@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -31,6 +33,25 @@ def field_errors(
         field = (f"{prefix}.{loc}" if prefix else loc) if loc else whole
         out.append(FieldError(field, plain_reason(str(e["msg"]))))
     return out
+
+
+def option_errors(
+    model: type[BaseModel] | None, options: Mapping[str, Any], *, field: str, owner: str
+) -> list[FieldError]:
+    """The problems with ``options`` for ``owner`` (a searcher, a dataset kind) whose options
+    model is ``model``, one per option, named ``<field>.<option>``; an unknown option's reason
+    lists the allowed ones."""
+    if model is None:
+        return [FieldError(field, f"{owner} takes no options")] if options else []
+    try:
+        model.model_validate(dict(options))
+    except ValidationError as exc:
+        unknown = f"unknown option for {owner}; allowed: {sorted(model.model_fields)}"
+        errors = [
+            {**e, "msg": unknown} if e["type"] == "extra_forbidden" else e for e in exc.errors()
+        ]
+        return field_errors(errors, prefix=field, whole=field)
+    return []
 
 
 class DomainError(Exception):

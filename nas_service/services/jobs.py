@@ -23,7 +23,7 @@ from nas_service.domain import (
     ValidationFailed,
 )
 from nas_service.domain.dataset_options import dataset_option_errors
-from nas_service.domain.errors import field_errors
+from nas_service.domain.errors import option_errors
 from nas_service.services.pagination import decode_cursor, encode_cursor
 from nas_service.services.spaces import build_space
 from nas_service.settings import Settings
@@ -102,18 +102,9 @@ def _limit_errors(settings: Settings, spec: JobSpec) -> list[FieldError]:
 def _search_option_errors(spec: JobSpec) -> list[FieldError]:
     """``search.options`` against the algorithm's options model (the one the workers use)."""
     entry = CATALOG.get(searchers.KIND, spec.search.algorithm)
-    try:
-        entry.validate_options(spec.search.options)
-    except ValidationError as exc:
-        allowed = sorted(entry.options.model_fields) if entry.options else []
-        unknown = f"unknown option for {entry.name}; allowed: {allowed}"
-        errs = [
-            {**e, "msg": unknown} if e["type"] == "extra_forbidden" else e for e in exc.errors()
-        ]
-        return field_errors(errs, prefix="search.options", whole="search.options")
-    except ValueError as exc:
-        return [FieldError("search.options", str(exc))]
-    return []
+    return option_errors(
+        entry.options, spec.search.options, field="search.options", owner=entry.name
+    )
 
 
 def _impossible_bounds(spec: JobSpec, space: Any) -> list[FieldError]:
