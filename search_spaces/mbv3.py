@@ -278,6 +278,7 @@ def fit_mbv3(data: DataShape) -> dict[str, Any]:
     modality="image",
     fit=fit_mbv3,
     data_bound=("in_channels", "num_classes"),
+    nn="search_spaces.nn.mbv3",
 )
 def make_mbv3(**options: Any) -> MBV3Space:
     return MBV3Space(**options)

@@ -125,6 +125,7 @@ def fit_mlp(data: DataShape) -> dict[str, Any]:
     modality="any",
     fit=fit_mlp,
     data_bound=("in_features", "num_classes"),
+    nn="search_spaces.nn.mlp",
 )
 def make_mlp(**options: Any) -> MLPSpace:
     return MLPSpace(**options)

@@ -20,6 +20,8 @@ def register_all(catalog: Catalog) -> None:
     )
 
     catalog.provide(spaces.KIND, spaces.entries)
-    for module in (searchers, datasets, objectives, exports, devices, training):
+    for entry in datasets.entries():
+        catalog.register(entry)
+    for module in (searchers, objectives, exports, devices, training):
         for entry in module.ENTRIES:
             catalog.register(entry)

@@ -204,10 +204,7 @@ class Artifact(Base):
 
 class Dataset(Base):
     __tablename__ = "datasets"
-    __table_args__ = (
-        UniqueConstraint("owner_id", "name"),
-        CheckConstraint("format IN ('npz','image-folder')", name="format"),
-    )
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     owner_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))

@@ -1,32 +1,12 @@
-"""Checking a job's ``dataset.options`` against its dataset's options model (a catalog entry;
-the models live in ``nas_service.catalog.dataset_options``)."""
+"""Checking a job's ``dataset.options`` against its dataset's options model (a catalog entry:
+each format's module in ``nas_service.catalog.datasets`` defines it)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from nas_service.catalog import CATALOG, UnknownEntry
-from nas_service.catalog.dataset_options import (
-    DEFAULT_TEST_FRACTION,
-    DEFAULT_VAL_FRACTION,
-    MAX_SYNTHETIC_VALUES,
-    SYNTHETIC_DEFAULT_N,
-    ImageFolderOptions,
-    SplitOptions,
-    SyntheticOptions,
-)
 from nas_service.domain.errors import FieldError, option_errors
-
-__all__ = [
-    "DEFAULT_TEST_FRACTION",
-    "DEFAULT_VAL_FRACTION",
-    "MAX_SYNTHETIC_VALUES",
-    "SYNTHETIC_DEFAULT_N",
-    "ImageFolderOptions",
-    "SplitOptions",
-    "SyntheticOptions",
-    "dataset_option_errors",
-]
 
 
 def dataset_option_errors(kind: str, options: dict[str, Any]) -> list[FieldError]:

@@ -1,8 +1,9 @@
-"""The supernet base class and the MAC counter shared by every space."""
+"""The supernet base class, the latency unit and the MAC counter shared by every space."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,6 +48,20 @@ class Supernet(nn.Module):
 
     def spec(self) -> dict[str, Any]:
         return self.space.spec()
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One timeable piece of a network (a row of a latency lookup table).
+
+    ``key`` names exactly the configuration (op type, input and output shape, kernel, width,
+    stride, ...), so two archs that share a piece share its row; ``build`` makes a fresh module
+    of that configuration, timed on an input of ``input_shape`` (without batch).
+    """
+
+    key: str
+    input_shape: tuple[int, ...]
+    build: Callable[[], nn.Module]
 
 
 def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:

@@ -26,6 +26,8 @@ from search_spaces.nn.mbv3_static import (
     make_mix,
     make_stem,
 )
+from search_spaces.nn.mbv3_static import covering_archs as mbv3_covering_archs
+from search_spaces.nn.mbv3_static import latency_units as mbv3_latency_units
 from search_spaces.nn.mlp import copy_bn
 
 _ACT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -213,3 +215,13 @@ class MBV3Supernet(Supernet):
         for block in self.modules():
             if isinstance(block, ElasticBlock):
                 block.reorder()
+
+
+# ----- the registry's hooks (``register_space(..., nn="search_spaces.nn.mbv3")``) ------------
+def build_supernet(space: MBV3Space) -> MBV3Supernet:
+    return MBV3Supernet(space)
+
+
+build_static = build_static_mbv3
+latency_units = mbv3_latency_units
+covering_archs = mbv3_covering_archs

@@ -6,12 +6,14 @@ weights load without the supernet; ``MBV3Supernet.extract`` fills the same tree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from functools import partial
 
 import torch
 from torch import nn
 
 from search_spaces.mbv3 import BlockCfg, MBV3Space
+from search_spaces.nn.base import Unit
 
 
 def activation(name: str) -> nn.Module:
@@ -113,3 +115,61 @@ class StaticMBV3(nn.Module):
 
 def build_static_mbv3(space: MBV3Space, arch: Mapping[str, int]) -> StaticMBV3:
     return StaticMBV3(space, space.canonical(arch))
+
+
+# ----- latency lookup-table units ------------------------------------------------------------
+def _block_key(c: BlockCfg) -> str:
+    size_out = c.size_out
+    return (
+        f"inverted|in={c.cin}x{c.size_in}x{c.size_in}|out={c.cout}x{size_out}x{size_out}"
+        f"|k={c.kernel}|mid={c.mid}|s={c.stride}|skip={int(c.residual)}|se={c.se_reduce}"
+        f"|act={c.act}|expand={int(c.expand)}"
+    )
+
+
+def latency_units(space: MBV3Space, arch: Mapping[str, int]) -> list[Unit]:
+    """The stem, one unit per inverted block (kernel, expand width, stride, skip, SE) and the
+    tail (head, pool, mix, classifier), each keyed by its shapes."""
+    a = space.canonical(arch)
+    res = a["resolution"]
+    blocks = space.blocks(a)
+    units = [
+        Unit(
+            f"stem|in={space.in_channels}x{res}x{res}|out={space.stem_width}",
+            (space.in_channels, res, res),
+            partial(make_stem, space),
+        )
+    ]
+    for c in blocks:
+        units.append(Unit(_block_key(c), (c.cin, c.size_in, c.size_in), partial(InvertedBlock, c)))
+    last = blocks[-1].size_out
+    cin = space.stage_widths[-1]
+
+    def tail() -> nn.Module:
+        return nn.Sequential(
+            make_head(space),
+            nn.AdaptiveAvgPool2d(1),
+            make_mix(space),
+            nn.Flatten(),
+            nn.Linear(space.last_width, space.num_classes),
+        )
+
+    units.append(
+        Unit(f"tail|in={cin}x{last}x{last}|out={space.num_classes}", (cin, last, last), tail)
+    )
+    return units
+
+
+def covering_archs(space: MBV3Space) -> Iterator[dict[str, int]]:
+    """Every block position takes every (kernel, expand) pair at every resolution."""
+    big = space.max_arch()
+    for res in space.resolutions:
+        for k in space.kernels:
+            for e in space.expands:
+                a = dict(big, resolution=res)
+                for d in space.dims:
+                    if d.kind == "kernel":
+                        a[d.name] = k
+                    elif d.kind == "expand":
+                        a[d.name] = e
+                yield space.canonical(a)

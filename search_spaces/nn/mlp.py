@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.mlp import MLPSpace
-from search_spaces.nn.base import Supernet
+from search_spaces.nn.base import Supernet, Unit
 from search_spaces.nn.elastic import ElasticBatchNorm1d, ElasticLinear
 
 
@@ -118,3 +119,48 @@ class MLPSupernet(Supernet):
         lin = self.linears[i]
         assert isinstance(lin, ElasticLinear)
         return lin
+
+
+# ----- the registry's hooks (``register_space(..., nn="search_spaces.nn.mlp")``) -------------
+def build_supernet(space: MLPSpace) -> MLPSupernet:
+    return MLPSupernet(space)
+
+
+def build_static(space: MLPSpace, arch: Mapping[str, int]) -> nn.Sequential:
+    return build_static_mlp(space, arch)
+
+
+def _linear_bn_relu(cin: int, cout: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout), nn.ReLU())
+
+
+def latency_units(space: MLPSpace, arch: Mapping[str, int]) -> list[Unit]:
+    """One unit per hidden layer (linear, BN, ReLU) and the classifier."""
+    units = []
+    prev = space.in_features
+    for w in space.layer_widths(arch):
+        units.append(
+            Unit(f"linear_bn_relu|in={prev}|out={w}", (prev,), partial(_linear_bn_relu, prev, w))
+        )
+        prev = w
+    units.append(
+        Unit(
+            f"classifier|in={prev}|out={space.num_classes}",
+            (prev,),
+            partial(nn.Linear, prev, space.num_classes),
+        )
+    )
+    return units
+
+
+def covering_archs(space: MLPSpace) -> Iterator[dict[str, int]]:
+    """Every pair of consecutive widths appears (and every first width of a 1-layer net)."""
+    big = space.max_arch()
+    for w1 in space.widths:
+        for w2 in space.widths:
+            a = dict(big, depth=max(space.depths))
+            for j in range(1, space.max_depth + 1):
+                a[f"l{j}.width"] = w1 if j % 2 else w2
+            yield space.canonical(a)
+            if min(space.depths) == 1:
+                yield space.canonical(dict(big, depth=1, **{"l1.width": w1}))

@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from nas_service.catalog import CATALOG, Entry, register
-from nas_service.catalog.dataset_options import SplitOptions
-from search_spaces import DataShape, fit_space, get_space
+from nas_service.catalog.datasets import Arrays, DatasetError, SplitOptions, dataset_entry
+from search_spaces import DataShape, fit_space, get_space, list_spaces
 from search_spaces.mlp import MLPSpace
 from search_spaces.registry import register_space, unregister_space
 from tests.api.client import Api
@@ -29,9 +29,9 @@ def _errors(r: Any) -> dict[str, str]:
 def test_the_catalog_lists_every_kind_with_options_schemas(api: Api) -> None:
     body = api.get("/api/v1/catalog").json()["kinds"]
     names = {k: [e["name"] for e in v["entries"]] for k, v in body.items()}
-    assert names["space"] == ["mbv3", "mlp"]
+    assert names["space"] == sorted(list_spaces()) and {"mbv3", "mlp"} <= set(names["space"])
     assert names["searcher"] == ["random", "evolution", "bayesian", "linas"]
-    assert names["dataset"] == ["digits", "synthetic", "npz", "image-folder"]
+    assert names["dataset"] == ["digits", "synthetic", "npz", "image-folder", "cifar10"]
     assert names["objective"] == ["accuracy", "latency_ms", "flops", "params"]
     assert names["export"] == ["weights", "torchscript", "onnx"]
     assert set(body) == {
@@ -122,19 +122,66 @@ class ToyOptions(BaseModel):
     temperature: float | None = Field(default=None, gt=0)
 
 
+class ToySpace(MLPSpace):
+    id = "toy-mlp"
+
+
+# The throwaway space's torch half (``nn=`` names this module): the mlp supernet's layers.
+def build_supernet(space: Any) -> Any:
+    from search_spaces.nn.mlp import MLPSupernet
+
+    return MLPSupernet(space)
+
+
+def build_static(space: Any, arch: Any) -> Any:
+    from search_spaces.nn.mlp import build_static_mlp
+
+    return build_static_mlp(space, arch)
+
+
+def latency_units(space: Any, arch: Any) -> Any:
+    from search_spaces.nn import mlp
+
+    return mlp.latency_units(space, arch)
+
+
+def covering_archs(space: Any) -> Any:
+    from search_spaces.nn import mlp
+
+    return mlp.covering_archs(space)
+
+
+# The throwaway upload format: a CSV table whose last column is the class label.
+def read_csv(*, seed: int = 0, path: str | None = None) -> Arrays:
+    rows = np.loadtxt(str(path), delimiter=",", dtype=np.float32, ndmin=2)
+    return Arrays("toy-csv", rows[:, :-1], rows[:, -1].astype(np.int64), info={"path": path})
+
+
+def inspect_csv(path: Any, limits: Any) -> dict[str, Any]:
+    try:
+        rows = np.loadtxt(str(path), delimiter=",", dtype=np.float32, ndmin=2)
+    except ValueError as exc:
+        raise DatasetError(f"csv: not a numeric table ({exc})") from exc
+    classes = len(np.unique(rows[:, -1]))
+    return {"num_samples": len(rows), "input_shape": [rows.shape[1] - 1], "num_classes": classes}
+
+
 @pytest.fixture
 def throwaway() -> Iterator[None]:
-    """One entry of each kind the 'add X' table covers: space, searcher, dataset, objective,
-    export format. Registered for this test only."""
+    """One entry of each kind the 'add X' table covers: space (with its torch half), searcher,
+    dataset (a built-in one and an upload format), objective, export format. Registered for
+    this test only."""
 
     @register_space(
         "toy-mlp",
         "a throwaway space",
         modality="table",
         fit=lambda d: {"in_features": d.input_shape[0], "num_classes": d.num_classes},
+        data_bound=("in_features", "num_classes"),
+        nn=__name__,
     )
-    def make(**options: Any) -> MLPSpace:
-        return MLPSpace(**options)
+    def make(**options: Any) -> ToySpace:
+        return ToySpace(**options)
 
     entries = [
         Entry("searcher", "toy-search", "a throwaway searcher", ToyOptions, "tests.x:Toy"),
@@ -178,6 +225,19 @@ def throwaway() -> Iterator[None]:
             },
         ),
     ]
+    entries.append(
+        dataset_entry(
+            "toy-csv",
+            "a throwaway upload format: a CSV table, label last",
+            SplitOptions,
+            f"{__name__}:read_csv",
+            lambda options, info: DataShape.of(info["input_shape"], info["num_classes"]),
+            builtin=False,
+            file_option="path",
+            suffix=".csv",
+            inspect=inspect_csv,
+        )
+    )
     for e in entries:
         register(e)
     try:
@@ -196,6 +256,7 @@ def test_a_throwaway_entry_of_each_kind_is_in_the_catalog_and_in_validation(
         ("space", "toy-mlp"),
         ("searcher", "toy-search"),
         ("dataset", "toy-data"),
+        ("dataset", "toy-csv"),
         ("objective", "energy_mj"),
         ("export", "toy-format"),
     ]:
@@ -231,3 +292,45 @@ def test_a_throwaway_entry_of_each_kind_is_in_the_catalog_and_in_validation(
         api.get("/api/v1/candidates/1/subnet", params={"format": "toy-format"}).status_code == 404
     )
     assert api.get("/api/v1/candidates/1/subnet", params={"format": "nope"}).status_code == 422
+
+
+def test_a_throwaway_space_and_upload_format_run_through_every_layer(
+    api: Api, throwaway: None, tmp_path: Any
+) -> None:
+    """The space's torch half and the format's reader are found through their registrations:
+    the upload is checked by the format's inspector, the job's space is fitted to the stored
+    shape, and the workers build, time and load them with no edit anywhere else."""
+    from search_spaces.nn import build_static, build_supernet
+    from workers.data import load_dataset
+    from workers.latency.units import covering_archs as covering
+    from workers.latency.units import units_of
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 7))
+    table = np.column_stack([x, (x[:, 0] > 0).astype(int)])
+    text = "\n".join(",".join(f"{v:g}" for v in row) for row in table)
+    r = api.post("/api/v1/datasets", files={"file": ("t.csv", text.encode())}, data={"name": "t"})
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert ds["format"] == "toy-csv" and ds["info"]["input_shape"] == [7]
+    bad = api.post("/api/v1/datasets", files={"file": ("b.csv", b"a,b\n1,x")}, data={"name": "b"})
+    assert "csv: not a numeric table" in _errors(bad)["file"]
+    job = spec(dataset={"id": ds["id"]}, space={"id": "toy-mlp", "options": {}})
+    assert api.post("/api/v1/jobs", json=job).status_code == 201
+    wrong = spec(dataset={"id": ds["id"]}, space={"id": "toy-mlp", "options": {"in_features": 6}})
+    assert (
+        "the dataset has 7"
+        in _errors(api.post("/api/v1/jobs", json=wrong))["space.options.in_features"]
+    )
+
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    data = load_dataset("toy-csv", seed=0, path=str(path), val_fraction=0.2)
+    assert data.input_shape == (7,) and sum(data.sizes().values()) == 60
+    space = fit_space("toy-mlp", {}, DataShape.of(data.input_shape, data.num_classes))
+    assert isinstance(space, ToySpace) and space.options["in_features"] == 7
+    net, arch = build_supernet(space), space.min_arch()
+    static = build_static(space, arch)
+    assert set(static.state_dict()) == set(net.extract(arch).state_dict())
+    keys = {u.key for a in covering(space) for u in units_of(space, a)}
+    assert {u.key for u in units_of(space, arch)} <= keys

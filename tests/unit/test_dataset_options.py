@@ -1,5 +1,5 @@
-"""The service's check of dataset options against the workers' loaders it mirrors: every
-dataset entry of the catalog, so a new format is covered by registering it."""
+"""The service's check of dataset options against the readers the workers call: every dataset
+entry of the catalog, so a new format is covered by registering it."""
 
 from __future__ import annotations
 
@@ -8,20 +8,22 @@ import inspect
 import pytest
 
 from nas_service.catalog import CATALOG, resolve
+from nas_service.catalog.datasets import SPLIT_OPTIONS, synthetic
 from nas_service.domain import dataset_options as opts
 
 
 @pytest.mark.parametrize("kind", CATALOG.names("dataset"))
-def test_each_kind_allows_exactly_what_its_loader_takes(kind: str) -> None:
+def test_each_kind_allows_exactly_what_its_reader_takes(kind: str) -> None:
     entry = CATALOG.get("dataset", kind)
     params = inspect.signature(resolve(entry)).parameters
-    # The seed is the job's, the stored file the service's: neither is a user option.
+    # The seed is the job's, the stored file the service's: neither is a user option; the
+    # split options are every dataset's, applied by the workers' loader.
     taken = set(params) - {"seed", entry.info["file_option"] or ""}
-    assert entry.options is not None and set(entry.options.model_fields) == taken
-    assert params["val_fraction"].default == opts.DEFAULT_VAL_FRACTION
-    assert params["test_fraction"].default == opts.DEFAULT_TEST_FRACTION
+    assert entry.options is not None
+    assert set(entry.options.model_fields) == taken | set(SPLIT_OPTIONS)
     if kind == "synthetic":
-        assert params["n"].default == opts.SYNTHETIC_DEFAULT_N
+        assert params["n"].default == synthetic.DEFAULT_N
+        assert params["shape"].default == synthetic.DEFAULT_SHAPE
 
 
 def test_the_split_rule_counts_a_default_for_an_option_left_out() -> None:

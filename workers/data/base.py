@@ -9,9 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used; the message names the file (or option) and the fault."""
+# A reader's or loader's error: the catalog's, so that one class crosses every layer.
+from nas_service.catalog.datasets.base import DatasetError as DatasetError
 
 
 @dataclass
@@ -62,40 +61,6 @@ def stratified_split(
             start += k
         parts[-1].append(idx[start:])
     return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
-
-
-def check_arrays(x: np.ndarray, y: np.ndarray, source: str, *, min_classes: int = 2) -> None:
-    """Shared sanity checks with messages that name ``source`` (a file or dataset name)."""
-    if x.shape[0] != y.shape[0]:
-        raise DatasetError(
-            f"{source}: label count mismatch: {x.shape[0]} samples in x but {y.shape[0]} labels"
-        )
-    if x.shape[0] == 0:
-        raise DatasetError(f"{source}: the dataset is empty")
-    if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
-        raise DatasetError(f"{source}: x holds {bad} non-finite values (NaN or inf)")
-    classes = np.unique(y)
-    if len(classes) < min_classes:
-        raise DatasetError(
-            f"{source}: found {len(classes)} class(es); at least 2 are needed to train a classifier"
-        )
-
-
-def encode_labels(y: np.ndarray, source: str) -> tuple[np.ndarray, list[Any]]:
-    """Map arbitrary integer (or string) labels to 0..K-1; returns codes and the class list."""
-    if y.ndim != 1:
-        raise DatasetError(f"{source}: y must be 1-D (one label per sample), got shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
-            raise DatasetError(
-                f"{source}: y must hold integer class labels, found {y.dtype} values"
-            )
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iuUS":
-        raise DatasetError(f"{source}: y must hold integer class labels, found dtype {y.dtype}")
-    classes, codes = np.unique(y, return_inverse=True)
-    return codes.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
 
 
 def make_splits(

@@ -1,64 +1,51 @@
-"""Registry of datasets: ``load_dataset(name, seed=..., **options)`` and ``list_datasets()``.
+"""Loading a dataset by name: ``load_dataset(name, seed=..., **options)``.
 
-The datasets a job may name, and the upload formats, are catalog entries
-(``nas_service.catalog.datasets``: options model, loader, shape); their loaders are resolved
-from there. ``register_dataset`` adds loaders for local use only (the command-line tools), such
-as CIFAR-10 from a folder of python batches.
+Every dataset is a catalog entry (``nas_service.catalog.datasets``): its reader returns the
+arrays, and this splits them (seeded, disjoint, stratified train / val / test), normalises with
+the training split's statistics and wraps them as tensors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from workers.data.base import DatasetError, DatasetSplits
-
-Loader = Callable[..., DatasetSplits]
-_LOADERS: dict[str, Loader] = {}
-_DESCRIPTIONS: dict[str, str] = {}
-
-
-def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
-    def deco(fn: Loader) -> Loader:
-        _LOADERS[name] = fn
-        _DESCRIPTIONS[name] = description
-        return fn
-
-    return deco
-
-
-def _loader(name: str) -> Loader | None:
-    from nas_service.catalog import CATALOG, resolve
-
-    if name in CATALOG.names("dataset"):
-        fn: Loader = resolve(CATALOG.get("dataset", name))
-        return fn
-    _load_builtin()
-    return _LOADERS.get(name)
+from nas_service.catalog import CATALOG, UnknownEntry, resolve
+from nas_service.catalog.datasets import (
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    SPLIT_OPTIONS,
+    Arrays,
+)
+from workers.data.base import DatasetError, DatasetSplits, make_splits
 
 
 def load_dataset(name: str, *, seed: int = 0, **options: Any) -> DatasetSplits:
     """Load dataset ``name`` with seeded, disjoint, stratified train / val / test splits."""
-    loader = _loader(name)
-    if loader is None:
-        raise DatasetError(f"unknown dataset '{name}'; known: {sorted(list_datasets())}")
     try:
-        return loader(seed=seed, **options)
+        entry = CATALOG.get("dataset", name)
+    except UnknownEntry as exc:
+        raise DatasetError(f"unknown dataset '{name}'; known: {exc.known}") from None
+    split = {k: options.pop(k) for k in SPLIT_OPTIONS if k in options}
+    val = split.get("val_fraction")
+    test = split.get("test_fraction")
+    try:
+        arrays: Arrays = resolve(entry)(seed=seed, **options)
     except TypeError as exc:  # an unknown option: say which dataset and which options exist
-        if "unexpected keyword" in str(exc) or "got an unexpected" in str(exc):
+        if "unexpected keyword" in str(exc):
             raise DatasetError(f"dataset '{name}': {exc}") from exc
         raise
+    return make_splits(
+        arrays.name,
+        arrays.x,
+        arrays.y,
+        seed=seed,
+        val_fraction=DEFAULT_VAL_FRACTION if val is None else float(val),
+        test_fraction=DEFAULT_TEST_FRACTION if test is None else float(test),
+        test=arrays.test,
+        info=arrays.info,
+    )
 
 
 def list_datasets() -> dict[str, str]:
-    """Dataset name -> one-line description (the catalog's and the local-only loaders)."""
-    from nas_service.catalog import CATALOG
-
-    _load_builtin()
-    found = {e.name: e.summary for e in CATALOG.entries("dataset")}
-    return dict(sorted({**_DESCRIPTIONS, **found}.items()))
-
-
-def _load_builtin() -> None:
-    # Importing the modules registers them; lazy so the registry has no import cycle.
-    from workers.data import files  # noqa: F401
+    """Dataset name -> one-line description."""
+    return {e.name: e.summary for e in CATALOG.entries("dataset")}

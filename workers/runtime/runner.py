@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-import zipfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -35,28 +34,6 @@ def runs_dir(settings: Settings) -> Path:
     return (settings.data_dir / "runs").resolve()
 
 
-def _extract_zip(path: Path, dest: Path) -> Path:
-    """Unpack an uploaded image-folder archive once, refusing members that escape ``dest``."""
-    done = dest / ".complete"
-    if not done.exists():
-        dest.mkdir(parents=True, exist_ok=True)
-        root = dest.resolve()
-        with zipfile.ZipFile(path) as zf:
-            for member in zf.infolist():
-                target = (dest / member.filename).resolve()
-                if not target.is_relative_to(root):
-                    raise ValueError(f"{path}: member {member.filename!r} escapes the archive")
-            zf.extractall(dest)
-        done.touch()
-    entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
-    # A zip of one top folder holding the class folders: use that folder.
-    if len(entries) == 1 and entries[0].is_dir():
-        subs = [p for p in entries[0].iterdir() if p.is_dir()]
-        if subs:
-            return entries[0]
-    return dest
-
-
 def resolve_inputs(db: Database, settings: Settings, job_id: uuid.UUID) -> tuple[JobInputs, int]:
     """The pipeline's inputs for a job, and the job's owner."""
     with db.transaction() as s:
@@ -66,7 +43,7 @@ def resolve_inputs(db: Database, settings: Settings, job_id: uuid.UUID) -> tuple
         spec = JobSpec.model_validate(job.spec)
         owner = job.owner_id
         run_dir = runs_dir(settings) / str(job_id)
-        data = _data_ref(s, spec, run_dir)
+        data = _data_ref(s, spec)
         devices = []
         for name in spec.devices:
             row = device_repo.get_device(s, name)
@@ -102,7 +79,7 @@ def _supernet_of(settings: Settings, job_id: uuid.UUID, uri: str | None) -> Path
     return path
 
 
-def _data_ref(s: Any, spec: JobSpec, run_dir: Path) -> DataRef:
+def _data_ref(s: Any, spec: JobSpec) -> DataRef:
     ref = spec.dataset
     if ref.name is not None:
         return DataRef(ref.name, spec.seed, dict(ref.options))
@@ -113,11 +90,9 @@ def _data_ref(s: Any, spec: JobSpec, run_dir: Path) -> DataRef:
     art = arts.get_artifact(s, ds.artifact_id)
     if art is None or not art.uri:
         raise LookupError(f"dataset {ref.id} has no stored file")
-    path = Path(art.uri)
-    if datasets.suffix(ds.format) == ".zip" and path.is_file() and zipfile.is_zipfile(path):
-        path = _extract_zip(path, run_dir / "dataset")
+    # The stored upload itself: each format's reader takes its file (an image zip included).
     return DataRef(
-        ds.format, spec.seed, {**dict(ref.options), datasets.file_option(ds.format): str(path)}
+        ds.format, spec.seed, {**dict(ref.options), datasets.file_option(ds.format): art.uri}
     )
 
 

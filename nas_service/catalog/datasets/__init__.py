@@ -1,0 +1,117 @@
+"""Dataset formats: the built-in sets (a job names them), the upload formats (a job gives a
+stored dataset's id) and local ones for the command-line tools.
+
+Each format is one module of this package (listed in ``FORMATS``) that defines, torch-free:
+
+- its options model (``dataset.options``, checked at submission);
+- ``shape(options, stored_info)``: the :class:`~search_spaces.DataShape` the space is fitted
+  to, known without loading the data, so a space that cannot take it is refused at submission;
+- for an upload format, ``inspect(path, limits)``: the check of an upload (clear errors, nothing
+  stored on failure), returning the info kept with it;
+- ``read(*, seed, **options) -> Arrays``: the reader the workers call (they split, normalise
+  and batch what it returns);
+- ``ENTRY``: its catalog entry (``base.dataset_entry``).
+
+``file_option`` is the reader option the runner sets to a stored dataset's file (never the
+user).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nas_service.catalog.datasets.base import (
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    SPLIT_OPTIONS,
+    Arrays,
+    DatasetError,
+    ShapeFn,
+    SplitOptions,
+    dataset_entry,
+)
+from nas_service.catalog.registry import CATALOG, Entry
+from search_spaces import DataShape
+
+KIND = "dataset"
+# The formats' modules, in the order the catalog lists them.
+FORMATS = ("digits", "synthetic", "npz", "image_folder", "cifar10")
+
+__all__ = [
+    "DEFAULT_TEST_FRACTION",
+    "DEFAULT_VAL_FRACTION",
+    "FORMATS",
+    "KIND",
+    "SPLIT_OPTIONS",
+    "Arrays",
+    "DatasetError",
+    "SplitOptions",
+    "builtin_names",
+    "data_shape",
+    "dataset_entry",
+    "entries",
+    "file_option",
+    "inspector",
+    "suffix",
+    "upload_formats",
+    "upload_suffixes",
+]
+
+
+def entries() -> list[Entry]:
+    return [importlib.import_module(f"{__name__}.{m}").ENTRY for m in FORMATS]
+
+
+def builtin_names() -> list[str]:
+    return [e.name for e in CATALOG.entries(KIND) if e.info["builtin"]]
+
+
+def upload_formats() -> list[str]:
+    return [e.name for e in CATALOG.entries(KIND) if e.info.get("upload")]
+
+
+def upload_suffixes() -> dict[str, str]:
+    """File suffix -> upload format."""
+    return {
+        str(e.info["suffix"]): e.name
+        for e in CATALOG.entries(KIND)
+        if e.info.get("upload") and e.info["suffix"]
+    }
+
+
+def inspector(fmt: str) -> Callable[..., dict[str, Any]]:
+    """The service's check of an upload of format ``fmt``: ``(path, settings) -> stored info``;
+    a bad file raises ``ValidationFailed`` naming the field (``file``) and the fault."""
+    check = CATALOG.get(KIND, fmt).info.get("inspect")
+    if check is None:
+        raise LookupError(f"dataset '{fmt}' is not an upload format")
+
+    def run(path: Any, settings: Any) -> dict[str, Any]:
+        from nas_service.domain import ValidationFailed
+
+        try:
+            info: dict[str, Any] = check(path, settings)
+        except DatasetError as exc:
+            raise ValidationFailed.one(exc.field, exc.reason) from exc
+        return info
+
+    return run
+
+
+def suffix(fmt: str) -> str:
+    return str(CATALOG.get(KIND, fmt).info["suffix"])
+
+
+def data_shape(name: str, options: Mapping[str, Any], info: Mapping[str, Any]) -> DataShape | None:
+    """What the service knows of the data's shape, or None when only loading it would tell."""
+    fn: ShapeFn = CATALOG.get(KIND, name).info["shape"]
+    return fn(options, info)
+
+
+def file_option(name: str) -> str:
+    opt = CATALOG.get(KIND, name).info["file_option"]
+    if not opt:
+        raise LookupError(f"dataset '{name}' is built in: it has no file")
+    return str(opt)
