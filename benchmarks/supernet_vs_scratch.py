@@ -7,10 +7,11 @@ arch from scratch with the same recipe for as many epochs as the whole supernet 
 accuracy gap (scratch - supernet). The two ends (smallest, largest) are trained every step by
 the sandwich rule, the middle archs only when sampled, so the summary reports them apart.
 
-    python -m benchmarks.supernet_vs_scratch [--space mlp|mbv3] [--seeds 0 1 2] [--archs 6]
+    python -m benchmarks.supernet_vs_scratch [--space mlp|mbv3|vit] [--seeds 0 1 2] [--archs 6]
 
 ``--space mbv3`` writes ``results/supernet_vs_scratch_mbv3.json`` (width 0.35 by default, the
-CLI's CPU size).
+CLI's CPU size); ``--space vit`` ``results/supernet_vs_scratch_vit.json`` (the space fitted to
+digits: the hybrid with patch 2; no batch norm, so the subnets are scored as extracted).
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ from workers.training import default_config, train_supernet
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--space", choices=("mlp", "mbv3"), default="mlp")
+    p.add_argument("--space", choices=("mlp", "mbv3", "vit"), default="mlp")
     p.add_argument("--width-mult", type=float, default=0.35)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--archs", type=int, default=6)
     p.add_argument("--epochs-scale", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tag", default="", help="suffix of the result file's name")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     runs = []
@@ -148,7 +150,10 @@ def main() -> None:
             "'smallest' / 'middle' / 'largest' split the archs (the ends are the sandwich "
             "rule's, trained every step); medians and spreads are over per-seed means.",
         },
-        stem=None if args.space == "mlp" else f"supernet_vs_scratch_{args.space}",
+        stem=(
+            ("supernet_vs_scratch" if args.space == "mlp" else f"supernet_vs_scratch_{args.space}")
+            + (f"_{args.tag}" if args.tag else "")
+        ),
     )
     print(summary)
     print(f"wrote {out}")

@@ -50,7 +50,7 @@ class SpaceEntry:
 _ENTRIES: dict[str, SpaceEntry] = {}
 MODALITIES = ("image", "table", "any")
 # The built-in spaces: importing a module registers it (lazily, so the registry has no cycle).
-BUILTIN = ("search_spaces.mbv3", "search_spaces.mlp")
+BUILTIN = ("search_spaces.mbv3", "search_spaces.mlp", "search_spaces.vit")
 
 
 class UnknownSpace(KeyError):

@@ -59,12 +59,22 @@ def calibration_batches(x: torch.Tensor, batch: int = BN_BATCH) -> Iterator[torc
         yield x[i : i + batch]
 
 
+def has_batch_norm(module: nn.Module) -> bool:
+    """Whether ``module`` holds a batch-norm layer (a network without one, e.g. LayerNorm
+    only, needs no recalibration)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
 @torch.no_grad()
 def recalibrate_bn(module: nn.Module, batches: Iterable[torch.Tensor]) -> int:
     """Re-estimate every BN layer's running stats of ``module`` on ``batches`` (inputs only,
     already shaped for the module). Returns the number of images used. Leaves ``module`` in
-    eval mode."""
+    eval mode. A module without batch norm has nothing to re-estimate: ``batches`` is not
+    consumed and 0 is returned."""
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        module.eval()
+        return 0
     saved = [(m, m.momentum) for m in bns]
     for m in bns:
         m.reset_running_stats()

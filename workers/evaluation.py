@@ -1,7 +1,8 @@
 """Scoring subnets of a trained supernet: BN recalibrated, batched, cached per genotype.
 
 For each arch: activate it in the supernet (no copy of the weights), reset and re-estimate the
-batch-norm statistics on a fixed, seeded subset of the *training* split, then measure accuracy
+batch-norm statistics on a fixed, seeded subset of the *training* split (skipped for a network
+without batch norm, such as a LayerNorm transformer), then measure accuracy
 and mean cross-entropy on the validation split (``split="test"`` only for final reports).
 The subset and its batching follow ``workers.bn.calibration_indices`` / ``calibration_batches``,
 the rule the trainer's per-epoch evaluation also uses: with the same seed (the job seed is the
@@ -27,6 +28,7 @@ from workers.bn import (
     BN_IMAGES,
     calibration_batches,
     calibration_indices,
+    has_batch_norm,
     recalibrate_bn,
 )
 from workers.data.base import DatasetSplits
@@ -86,6 +88,7 @@ class SubnetEvaluator:
             self._raw[f"{split}_y"] = y
         self._prepared: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
         self.cache: dict[tuple[str, Genotype], dict[str, float]] = {}
+        self._has_bn = has_batch_norm(supernet)
         self.scored = 0  # subnets actually scored (cache misses)
 
     def _inputs(self, split: str, arch: Mapping[str, int]) -> torch.Tensor:
@@ -106,7 +109,9 @@ class SubnetEvaluator:
     @torch.no_grad()
     def _score(self, arch: Mapping[str, int], split: str) -> dict[str, float]:
         self.net.set_active(arch)
-        recalibrate_bn(self.net, calibration_batches(self._inputs("bn", arch), self.bn_batch))
+        if self._has_bn:
+            recalibrate_bn(self.net, calibration_batches(self._inputs("bn", arch), self.bn_batch))
+        self.net.eval()  # a network without batch norm is scored as it is
         x = self._inputs(split, arch)
         y = self._raw[f"{split}_y"].to(self.device)
         correct, loss = 0, 0.0

@@ -65,8 +65,10 @@ class Unit:
 
 
 def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:
-    """Multiply-accumulates of conv and linear layers for ONE input of ``input_shape``
-    (without batch), counted from a real forward pass with hooks.
+    """Multiply-accumulates for ONE input of ``input_shape`` (without batch), counted from a
+    real forward pass with hooks: every ``nn.Conv2d`` and ``nn.Linear``, plus every module that
+    defines ``macs(inputs, output) -> int`` (the MACs of that call, e.g. a matrix product of
+    two activations such as attention's ``q @ k^T``; the pass runs a batch of one).
 
     A ``Supernet`` is counted through the static subnet of its active arch, because its elastic
     layers call the functional ops directly.
@@ -83,11 +85,13 @@ def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:
             total += int(out[0].numel()) * per_out
         elif isinstance(m, nn.Linear):
             total += int(out[0].numel()) * m.in_features
+        else:
+            total += int(m.macs(inputs, out))  # type: ignore[operator]
 
     handles = [
         m.register_forward_hook(hook)
         for m in module.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
+        if isinstance(m, (nn.Conv2d, nn.Linear)) or callable(getattr(m, "macs", None))
     ]
     was_training = module.training
     module.eval()

@@ -226,6 +226,20 @@ def test_bayesian_gp_sampler_is_valid_and_seeded() -> None:
 REGISTERED: dict[str, dict[str, Any]] = {
     "mbv3": {"num_classes": 10, "in_channels": 1, "small_input": True, "resolutions": (8,)},
     "mlp": {"widths": (8, 16, 32, 48, 64, 96), "depths": (1, 2, 3, 4)},
+    # The space fitted to digits (hybrid stem, patch 2, 8x8), with two resolutions.
+    "vit": {
+        "num_classes": 10,
+        "in_channels": 1,
+        "patch_size": 2,
+        "resolutions": (6, 8),
+        "embed_dims": (32, 48, 64),
+        "depths": (2, 3, 4),
+        "heads": (1, 2),
+        "head_dim": 16,
+        "mlp_ratios": (2, 3, 4),
+        "pool": "mean",
+        "stem_channels": 16,
+    },
 }
 
 

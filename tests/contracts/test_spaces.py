@@ -43,6 +43,35 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "depths": [1, 2],
     },
     "mlp": {"id": "mlp", "in_features": 12, "widths": [8, 16, 24], "depths": [1, 2, 3]},
+    # Class token, no stem, two resolutions (position embedding interpolated from 4x4 to 3x3).
+    "vit-cls": {
+        "id": "vit",
+        "num_classes": 10,
+        "in_channels": 1,
+        "patch_size": 2,
+        "resolutions": [6, 8],
+        "embed_dims": [8, 12, 16],
+        "depths": [1, 2, 3],
+        "heads": [1, 2],
+        "head_dim": 4,
+        "mlp_ratios": [1, 2],
+    },
+    # The hybrid: a stride-2 conv stem, mean pooling, patch 2 (grids 1x1 and 2x2).
+    "vit-hybrid": {
+        "id": "vit",
+        "num_classes": 5,
+        "in_channels": 3,
+        "patch_size": 2,
+        "resolutions": [4, 8],
+        "embed_dims": [8, 16],
+        "depths": [1, 2],
+        "heads": [1, 2, 3],
+        "head_dim": 4,
+        "mlp_ratios": [1, 2, 3],
+        "pool": "mean",
+        "stem_channels": 6,
+        "stem_stride": 2,
+    },
 }
 IDS = list(CONFIGS)
 _NETS: dict[str, Supernet] = {}
@@ -139,7 +168,7 @@ def test_extract_equals_supernet_for_min_max_and_random_archs(key: str) -> None:
         assert float((want - got).abs().max()) <= 1e-5, space.short(arch)
 
 
-@pytest.mark.parametrize("key", ["mbv3-tiny", "mlp"])
+@pytest.mark.parametrize("key", ["mbv3-tiny", "mlp", "vit-hybrid"])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_extract_equals_supernet_for_any_arch(key: str, seed: int) -> None:
     space = make_space(key)
