@@ -24,7 +24,8 @@ from torch import nn
 
 from nas_service.catalog import CATALOG, exports, resolve
 from search_spaces.base import Arch, SearchSpace
-from search_spaces.nn import Supernet, build_static
+from search_spaces.nn import Supernet, load_subnet
+from search_spaces.nn.preprocess import WithPreprocessing, with_preprocessing
 
 ONNX_EXPORTERS = ("auto", "dynamo", "torchscript")
 # A writer saves the static subnet to ``tmp``, loads it back as a user would and returns the
@@ -63,6 +64,8 @@ def export_subnet(
     name: str | None = None,
     onnx_exporter: str = "auto",
     metadata: Mapping[str, Any] | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
+    raw_input: torch.Tensor | None = None,
 ) -> ExportResult:
     """Write the subnet ``arch`` in format ``fmt`` (weights | torchscript | onnx) to ``out_dir``.
 
@@ -77,6 +80,12 @@ def export_subnet(
     ``metadata`` (JSON values: accuracies labelled by split, latency, MACs) travels inside the
     file: the weights file's ``metadata`` entry, TorchScript's ``metadata.json`` extra file,
     ONNX's ``metadata_props`` (key ``nas_metadata``), so a downloaded subnet says what it scored.
+
+    ``preprocessing`` (``search_spaces.nn.preprocess``: the raw layout, dtype, scale, mean and
+    std of the job's data) with ``raw_input``, the raw samples whose preprocessing is
+    ``example_input``: the TorchScript and ONNX graphs then take raw samples (the preprocessing
+    is part of them), the weights file carries it in its metadata, and the parity check feeds
+    ``raw_input`` to the exported file against the supernet's output on ``example_input``.
     """
     if fmt not in exports.names():
         raise ValueError(f"unknown export format fmt={fmt!r}; allowed: {exports.names()}")
@@ -92,11 +101,21 @@ def export_subnet(
     final = out / f"{stem}{extension(fmt)}"
     tmp = out / f".{stem}.{uuid.uuid4().hex}.tmp"
     meta = json.loads(json.dumps(dict(metadata or {})))  # plain JSON values, or fail here
+    module: nn.Module = static
+    if preprocessing is not None:
+        if raw_input is None:
+            raise ValueError("preprocessing needs raw_input: the raw samples of example_input")
+        module = with_preprocessing(static, preprocessing, space.input_shape(canon))
+        meta["preprocessing"] = {
+            **json.loads(json.dumps(dict(preprocessing))),
+            "input_shape": [int(s) for s in raw_input.shape[1:]],
+        }
+        x = raw_input if raw_input.shape[0] == reference.shape[0] else torch.cat([raw_input] * 2)
     entry = CATALOG.get(exports.KIND, fmt)
     writer: Writer = resolve(entry)
     tolerance = float(entry.info["tolerance"])
     try:
-        diff = writer(static, space, canon, tmp, x, reference, meta, onnx_exporter=onnx_exporter)
+        diff = writer(module, space, canon, tmp, x, reference, meta, onnx_exporter=onnx_exporter)
         if not diff <= tolerance:
             raise ExportParityError(
                 f"{fmt} export of {space.short(canon)} differs from the supernet by {diff:.3g} "
@@ -178,17 +197,16 @@ def write_weights(
     metadata: dict[str, Any],
     **_: Any,
 ) -> float:
+    # The bare subnet's weights (build_static's keys); its preprocessing is in the metadata.
+    bare = static.net if isinstance(static, WithPreprocessing) else static
     payload: dict[str, Any] = {
         "arch": dict(arch),
         "space": space.spec(),
-        "state_dict": {k: v.detach().clone() for k, v in static.state_dict().items()},
+        "state_dict": {k: v.detach().clone() for k, v in bare.state_dict().items()},
         "metadata": metadata,
     }
     torch.save(payload, tmp)
-    loaded = torch.load(tmp, weights_only=True)
-    rebuilt = build_static(loaded["space"], loaded["arch"])
-    rebuilt.load_state_dict(loaded["state_dict"])
-    rebuilt.eval()
+    rebuilt = load_subnet(str(tmp), raw_inputs=isinstance(static, WithPreprocessing))
     return _max_diff(rebuilt(x), reference)
 
 

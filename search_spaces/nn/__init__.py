@@ -21,6 +21,7 @@ from torch import nn
 
 from search_spaces.base import SearchSpace
 from search_spaces.nn.base import Supernet, Unit, count_macs
+from search_spaces.nn.preprocess import load_subnet, with_preprocessing
 from search_spaces.registry import get_space, space_module
 
 
@@ -77,4 +78,6 @@ __all__ = [
     "count_macs",
     "covering_archs",
     "latency_units",
+    "load_subnet",
+    "with_preprocessing",
 ]

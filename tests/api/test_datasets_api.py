@@ -197,3 +197,20 @@ def test_npz_with_test_split(api: Api) -> None:
     bad = npz_bytes(x_test=np.zeros((2, 1, 4, 4), np.float32), y_test=np.array([0, 1]))
     assert "x_test samples are" in _reason(_upload(api, "bad.npz", bad))
     assert zipfile.is_zipfile  # keep the import meaningful for readers of the builders
+
+
+def test_a_channels_last_upload_is_stored_with_its_layout_and_an_ambiguous_one_refused(
+    api: Api,
+) -> None:
+    rng = np.random.default_rng(0)
+    hwc = npz_bytes(n=20, classes=2, x=rng.integers(0, 256, (20, 6, 6, 3), dtype=np.uint8))
+    r = api.post("/api/v1/datasets", files={"file": ("hwc.npz", hwc)}, data={"name": "hwc"})
+    assert r.status_code == 201, r.text
+    info = r.json()["info"]
+    assert (info["layout"], info["input_shape"], info["in_channels"]) == ("NHWC", [3, 6, 6], 3)
+    odd = npz_bytes(n=20, classes=2, x=rng.normal(size=(20, 3, 5, 4)).astype(np.float32))
+    r = api.post("/api/v1/datasets", files={"file": ("odd.npz", odd)}, data={"name": "odd"})
+    assert r.status_code == 422
+    (err,) = r.json()["errors"]
+    assert err["field"] == "file" and "cannot be told apart" in err["reason"]
+    assert [d["name"] for d in api.get("/api/v1/datasets").json()["items"]] == ["hwc"]

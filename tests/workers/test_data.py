@@ -207,3 +207,19 @@ def test_space_options_for_matches_space_to_data() -> None:
     tab = load_dataset("synthetic", shape=(7,), n=40, classes=2)
     with pytest.raises(DatasetError, match="needs image data"):
         space_options_for("mbv3", tab)
+
+
+def test_npz_channels_last_uint8_is_read_channels_first_and_says_so(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    p = tmp_path / "hwc.npz"
+    np.savez(p, x=rng.integers(0, 256, size=(30, 6, 6, 3), dtype=np.uint8), y=np.arange(30) % 3)
+    d = load_dataset("npz", seed=0, path=p)
+    assert d.input_shape == (3, 6, 6)
+    pre = d.info["preprocessing"]
+    assert (pre["layout"], pre["dtype"], pre["scale"]) == ("NHWC", "uint8", 255.0)
+    assert len(pre["mean"]) == 3 and len(pre["std"]) == 3
+    # Both ends could be channels: refused with the reason, not guessed.
+    q = tmp_path / "ambiguous.npz"
+    np.savez(q, x=rng.normal(size=(10, 3, 5, 4)), y=np.arange(10) % 2)
+    with pytest.raises(DatasetError, match="cannot be told apart"):
+        load_dataset("npz", path=q)

@@ -156,3 +156,40 @@ def test_bad_format_and_arch_are_named(mbv3, tmp_path: Path) -> None:
         export_subnet(net, space, arch, "onnx", tmp_path, onnx_exporter="tf")
     with pytest.raises(ValueError, match=r"s1\.depth=9"):
         export_subnet(net, space, dict(arch, **{"s1.depth": 9}), "weights", tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["weights", "torchscript", "onnx"])
+def test_exports_take_raw_channels_last_uint8_images(mbv3, tmp_path: Path, fmt: str) -> None:
+    """An image set stored as uint8 (N, H, W, C) at 12x12: the exported file takes those raw
+    arrays (scaled, normalised, channels moved, resized to the arch's 8x8 inside the graph) and
+    gives the supernet's output on the same samples."""
+    from search_spaces.nn import load_subnet
+    from search_spaces.nn.preprocess import Preprocess
+
+    space, net, arch = mbv3
+    spec = {"layout": "NHWC", "dtype": "uint8", "scale": 255.0, "mean": [0.4], "std": [0.2]}
+    raw = torch.from_numpy(
+        np.random.default_rng(0).integers(0, 256, size=(3, 12, 12, 1), dtype=np.uint8)
+    )
+    x = Preprocess(spec, (1, 12, 12)).normalise(raw)
+    assert x.shape == (3, 1, 12, 12)
+    ref = reference(net, arch, x)
+    res = export_subnet(
+        net, space, arch, fmt, tmp_path, x, preprocessing=spec, raw_input=raw, metadata={"a": 1}
+    )
+    with torch.no_grad():
+        if fmt == "weights":
+            out = load_subnet(str(res.path))(raw)
+            meta = torch.load(res.path, weights_only=True)["metadata"]
+            assert meta["preprocessing"]["input_shape"] == [12, 12, 1] and meta["a"] == 1
+        elif fmt == "torchscript":
+            out = torch.jit.load(str(res.path))(raw)
+        else:
+            session = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+            assert session.get_inputs()[0].type == "tensor(uint8)"
+            (o,) = session.run(["logits"], {"input": raw.numpy()})
+            out = torch.from_numpy(o)
+    assert torch.allclose(out, ref, atol=1e-4)
+    with pytest.raises(ValueError, match="preprocessing needs raw_input"):
+        export_subnet(net, space, arch, fmt, tmp_path, x, preprocessing=spec)

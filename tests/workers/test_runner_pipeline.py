@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from nas_service.domain import STAGES, JobSpec
-from search_spaces.nn import build_static
+from search_spaces.nn import build_static, load_subnet
 from tests.workers.conftest_ray import TINY_SPEC, make_spec
 from workers.bn import recalibrate_bn
 from workers.pipeline import (
@@ -74,6 +74,13 @@ def test_stages_run_in_order_and_training_is_logged(finished: Any) -> None:
         ("elastic-width", 1),
     ]
     assert all(0.0 <= m["metrics"]["accuracy"]["largest"]["accuracy"] <= 1.0 for m in sink.metrics)
+    # Training progress reads across all phases: epoch k of the 3 in the whole schedule.
+    training = [p for stage, p in sink.stages if stage == "training" and "global_epoch" in p]
+    assert [(p["global_epoch"], p["total_epochs"]) for p in training][-3:] == [
+        (1, 3),
+        (2, 3),
+        (3, 3),
+    ]
     assert Path(result.checkpoint) == inputs.train_dir / "final.pt"
     assert sink.checkpoint_uri == result.checkpoint
 
@@ -103,16 +110,22 @@ def test_candidates_are_unique_and_the_measured_front_is_non_dominated(finished:
     assert result.hypervolume["cpu"] == pytest.approx(hv[-1])
 
 
-def _reference(inputs: JobInputs, checkpoint: str, arch: dict[str, int]) -> tuple[Any, Any]:
-    """The supernet's own output for ``arch`` after BN recalibration on the seeded subset."""
+def _reference(inputs: JobInputs, checkpoint: str, arch: dict[str, int]) -> tuple[Any, Any, Any]:
+    """Raw validation samples, what the arch consumes of them, and the supernet's own output for
+    ``arch`` after BN recalibration on the seeded subset."""
+    from search_spaces.nn.preprocess import Preprocess, to_raw
+
     _, net = load_checkpoint(checkpoint)
     net.set_active(arch)
     x_bn = work.bn_subset(inputs.data, inputs.seed)
     recalibrate_bn(net, [net.prepare_input(x_bn[i : i + 200]) for i in range(0, len(x_bn), 200)])
-    x_val, _ = work.load_data(inputs.data).tensors("val")
-    x = net.prepare_input(x_val[:16])
+    splits = work.load_data(inputs.data)
+    x_val, _ = splits.tensors("val")
+    spec = splits.info["preprocessing"]
+    raw = to_raw(x_val[:16], spec)
+    x = net.prepare_input(Preprocess(spec, x_val.shape[1:]).normalise(raw))
     with torch.no_grad():
-        return x, net(x)
+        return raw, x, net(x)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -129,21 +142,23 @@ def test_every_pareto_subnet_is_exported_in_three_formats_that_reproduce_the_sup
         assert path.is_file() and path.stat().st_size == art.size_bytes
         assert hashlib.sha256(path.read_bytes()).hexdigest() == art.sha256
         arch = by_genotype[genotype].arch
-        x, ref = _reference(inputs, result.checkpoint, arch)
+        raw, x, ref = _reference(inputs, result.checkpoint, arch)
         with torch.no_grad():
             if kind == "subnet_weights":
+                # The bare subnet (build_static) takes the normalised batch ...
                 blob = torch.load(path, weights_only=True)
                 net = build_static(blob["space"], blob["arch"])
                 net.load_state_dict(blob["state_dict"])
-                out = net.eval()(x)
                 assert blob["arch"] == arch
-                assert torch.allclose(out, ref, atol=1e-5)
+                assert torch.allclose(net.eval()(x), ref, atol=1e-5)
+                # ... and with its stored preprocessing, the raw samples.
+                assert torch.allclose(load_subnet(str(path))(raw), ref, atol=1e-5)
             elif kind == "subnet_torchscript":
-                out = torch.jit.load(str(path)).eval()(x)
+                out = torch.jit.load(str(path)).eval()(raw)
                 assert torch.allclose(out, ref, atol=1e-5)
             else:
                 session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-                (out_np,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+                (out_np,) = session.run(None, {session.get_inputs()[0].name: raw.numpy()})
                 assert np.abs(out_np - ref.numpy()).max() <= 1e-4
 
 
@@ -280,6 +295,41 @@ def test_the_front_reports_held_out_test_accuracy_and_exports_carry_it(finished:
             "test": pytest.approx(r.metrics["test_accuracy"]),
         }
         assert meta["latency_ms"]["device"] == "cpu"
+
+
+def test_downloads_take_raw_inputs_and_give_the_reported_test_accuracy(finished: Any) -> None:
+    """The exports carry the data's preprocessing: fed the user's raw samples (scikit-learn's
+    digits images, 0..16 floats of shape (N, 8, 8)) of the held-out test split, each format
+    scores the test accuracy the front reports."""
+    import onnxruntime as ort
+    from sklearn.datasets import load_digits
+
+    inputs, sink, _ = finished
+    splits = work.load_data(inputs.data)
+    idx = splits.indices["test"]
+    bunch = load_digits()
+    raw, labels = bunch.images[idx], bunch.target[idx]
+    assert raw.shape == (len(idx), 8, 8) and raw.max() == 16.0
+    by_genotype = {r.genotype: r for r in sink.stored_candidates("cpu")}
+    checked = set()
+    for (genotype, kind), art in sink.artifacts.items():
+        expected = by_genotype[genotype].metrics["test_accuracy"]
+        if kind == "subnet_weights":
+            with torch.no_grad():
+                logits = load_subnet(art.uri)(torch.from_numpy(raw)).numpy()
+            meta = torch.load(art.uri, weights_only=True)["metadata"]["preprocessing"]
+            assert (meta["layout"], meta["scale"], meta["input_shape"]) == ("NHW", 16.0, [8, 8])
+        elif kind == "subnet_torchscript":
+            with torch.no_grad():
+                logits = torch.jit.load(art.uri)(torch.from_numpy(raw)).numpy()
+        else:
+            session = ort.InferenceSession(art.uri, providers=["CPUExecutionProvider"])
+            (logits,) = session.run(["logits"], {"input": raw})
+        accuracy = float((logits.argmax(1) == labels).mean())
+        # Float rounding may move one sample across a decision boundary, no more.
+        assert abs(accuracy - expected) <= 1 / len(idx) + 1e-9, (kind, accuracy, expected)
+        checked.add(kind)
+    assert checked == {"subnet_weights", "subnet_torchscript", "subnet_onnx"}
 
 
 def test_a_bound_no_subnet_meets_ends_with_an_outcome_that_says_why(

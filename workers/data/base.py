@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,52 @@ class DatasetSplits:
     def sizes(self) -> dict[str, int]:
         return {s: len(getattr(self, s)) for s in ("train", "val", "test")}
 
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        seed: int,
+        epoch: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of one epoch of ``split`` for one rank: a seeded order (the same for a
+        given ``seed`` and ``epoch`` in every process), each global batch of ``batch_size``
+        split evenly over ``world_size`` ranks (this rank's share), from step ``start_step``
+        (a mid-epoch resume). ``steps(...)`` says how many there are."""
+        x, y = self.tensors(split)
+        n = len(x)
+        if shuffle:
+            g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        per_rank = batch_size // world_size
+        if per_rank * world_size != batch_size:
+            raise ValueError(f"batch_size {batch_size} must divide evenly over {world_size} ranks")
+        for step in range(start_step, self.steps(split, batch_size, drop_last=drop_last)):
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            mine = idx[rank * per_rank : (rank + 1) * per_rank] if world_size > 1 else idx
+            yield x[mine], y[mine]
+
+    def rows(
+        self, split: str, index: torch.Tensor | np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples at ``index`` (positions within ``split``) as tensors, in that order:
+        what BN calibration and the sampler's probe batch take, without the whole split."""
+        x, y = self.tensors(split)
+        i = torch.as_tensor(index, dtype=torch.long)
+        return x[i], y[i]
+
+    def steps(self, split: str, batch_size: int, *, drop_last: bool = True) -> int:
+        """Steps of one epoch of ``split`` (at least one)."""
+        n = self.sizes()[split]
+        return max(1, n // batch_size if drop_last else -(-n // batch_size))
+
     @property
     def is_image(self) -> bool:
         return len(self.input_shape) == 3
@@ -73,6 +120,7 @@ def make_splits(
     test_fraction: float,
     test: tuple[np.ndarray, np.ndarray] | None = None,
     info: dict[str, Any] | None = None,
+    raw: Mapping[str, Any] | None = None,
 ) -> DatasetSplits:
     """Split, normalise with training-split statistics, and wrap as tensors.
 
@@ -106,6 +154,10 @@ def make_splits(
     meta.update(
         mean=mean.reshape(-1).tolist(),
         std=std.reshape(-1).tolist(),
+        # What an export does to the user's raw samples (search_spaces.nn.preprocess).
+        preprocessing=None
+        if raw is None
+        else {**raw, "mean": mean.reshape(-1).tolist(), "std": std.reshape(-1).tolist()},
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction if test is None else None,

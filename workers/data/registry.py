@@ -43,6 +43,7 @@ def load_dataset(name: str, *, seed: int = 0, **options: Any) -> DatasetSplits:
         test_fraction=DEFAULT_TEST_FRACTION if test is None else float(test),
         test=arrays.test,
         info=arrays.info,
+        raw=arrays.raw.to_json(),
     )
 
 

@@ -283,6 +283,9 @@ class _Run:
             "phase_index": self.phase,
             "epoch": self.done + 1,
             "epochs": ph.epochs,
+            # The position in the whole schedule, so progress reads across every phase.
+            "global_epoch": sum(q.epochs for q in self.phases[: self.phase]) + self.done + 1,
+            "total_epochs": self.config.total_epochs(),
             "global_step": self.global_step,
             "losses": {k: v / n_steps for k, v in sums.items()},
             "lr": lr,

@@ -65,15 +65,31 @@ class SplitOptions(BaseModel):
 SPLIT_OPTIONS = tuple(SplitOptions.model_fields)
 
 
+@dataclass(frozen=True)
+class RawLayout:
+    """How the user's own samples look before the reader scaled them: ``layout`` (``NCHW``,
+    ``NHWC``, ``NHW`` or ``ND``), ``dtype`` and the ``scale`` they were divided by. An export
+    takes samples like these (``search_spaces.nn.preprocess``)."""
+
+    layout: str
+    dtype: str
+    scale: float = 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layout": self.layout, "dtype": self.dtype, "scale": self.scale}
+
+
 @dataclass
 class Arrays:
     """What a format's reader returns: float32 samples ``x`` (N, C, H, W) or (N, D), scaled to
-    a sane range (images to [0, 1]), int64 labels ``y`` in 0..K-1, and optionally the file's own
-    test split. The workers split, normalise and batch them."""
+    a sane range (images to [0, 1]), int64 labels ``y`` in 0..K-1, optionally the file's own
+    test split, and what the raw samples looked like. The workers split, normalise and batch
+    them."""
 
     name: str
     x: np.ndarray
     y: np.ndarray
+    raw: RawLayout
     test: tuple[np.ndarray, np.ndarray] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # JSON-safe metadata
 
@@ -173,20 +189,52 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     return data
 
 
-def to_float_samples(x: np.ndarray, source: str) -> np.ndarray:
-    """(N,H,W) -> (N,1,H,W); (N,C,H,W) and (N,D) kept; integers scaled to [0, 1]."""
-    if x.ndim == 3:
-        x = x[:, None, :, :]
-    elif x.ndim not in (2, 4):
+CHANNELS = (1, 3, 4)
+
+
+def image_layout(shape: tuple[int, ...], source: str) -> str:
+    """The layout of a batch of samples: ``ND`` (N, D), ``NHW``, or for 4-D arrays ``NCHW`` or
+    ``NHWC`` by where a channel axis (1, 3 or 4 wide) sits. Where both ends could be channels,
+    the reading with square images wins ((N, 3, 4, 4) is 4x4 RGB); a batch that no rule
+    settles (N, 3, 5, 4) is refused rather than guessed."""
+    if len(shape) == 2:
+        return "ND"
+    if len(shape) == 3:
+        return "NHW"
+    if len(shape) != 4:
         raise DatasetError(
-            f"{source}: x has shape {x.shape}; expected (N, D), (N, H, W) or (N, C, H, W)"
+            f"{source}: x has shape {list(shape)}; expected (N, D), (N, H, W), (N, C, H, W) or "
+            "(N, H, W, C)"
         )
+    first, last = shape[1] in CHANNELS, shape[3] in CHANNELS
+    if first and last:
+        square_first, square_last = shape[2] == shape[3], shape[1] == shape[2]
+        if square_first != square_last:
+            return "NCHW" if square_first else "NHWC"
+        raise DatasetError(
+            f"{source}: x has shape {list(shape)}: channels-first (C={shape[1]}) or channels-last "
+            f"(C={shape[3]}) cannot be told apart; store it as (N, C, H, W) or (N, H, W, C) "
+            "with square images, or with H and W other than 1, 3 and 4"
+        )
+    return "NHWC" if last else "NCHW"
+
+
+def to_float_samples(x: np.ndarray, source: str) -> tuple[np.ndarray, RawLayout]:
+    """Samples as float32 (N, C, H, W) or (N, D): (N,H,W) gains a channel, channels-last is
+    moved first, integers are scaled to [0, 1]. Returns the raw layout too."""
+    layout = image_layout(tuple(x.shape), source)
+    raw_dtype = str(x.dtype)
     if x.dtype.kind in "iu":
-        top = 255.0 if x.dtype == np.uint8 or x.max(initial=0) > 1 else 1.0
-        return x.astype(np.float32) / top
-    if x.dtype.kind != "f":
+        scale = 255.0 if x.dtype == np.uint8 or x.max(initial=0) > 1 else 1.0
+    elif x.dtype.kind == "f":
+        scale = 1.0
+    else:
         raise DatasetError(f"{source}: x must be numeric, found dtype {x.dtype}")
-    return x.astype(np.float32)
+    if layout == "NHW":
+        x = x[:, None, :, :]
+    elif layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return (x.astype(np.float32) / scale).astype(np.float32), RawLayout(layout, raw_dtype, scale)
 
 
 # ----- the entry ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pydantic import Field
 from nas_service.catalog.datasets.base import (
     Arrays,
     DatasetError,
+    RawLayout,
     SplitOptions,
     check_arrays,
     dataset_entry,
@@ -105,7 +106,9 @@ def read(
     xf = x.astype(np.float32) / 255.0
     xtf = xt.astype(np.float32) / 255.0
     check_arrays(xf, y, str(base))
-    return Arrays("cifar10", xf, y, test=(xtf, yt), info={"root": str(base), "classes": 10})
+    raw = RawLayout("NCHW", "uint8", 255.0)  # a batch's rows reshaped to (N, 3, 32, 32)
+    info = {"root": str(base), "classes": 10}
+    return Arrays("cifar10", xf, y, raw, test=(xtf, yt), info=info)
 
 
 ENTRY = dataset_entry(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_service.catalog.datasets.base import Arrays, SplitOptions, dataset_entry
+from nas_service.catalog.datasets.base import Arrays, RawLayout, SplitOptions, dataset_entry
 from search_spaces import DataShape
 
 
@@ -23,7 +23,9 @@ def read(*, seed: int = 0) -> Arrays:
     x = (np.asarray(bunch.images, dtype=np.float32) / 16.0)[:, None, :, :]
     y = np.asarray(bunch.target, dtype=np.int64)
     info = {"source": "sklearn.datasets.load_digits", "classes": list(range(10))}
-    return Arrays("digits", x, y, info=info)
+    # The user's digits are sklearn's images: (N, 8, 8) floats 0..16.
+    raw = RawLayout("NHW", str(bunch.images.dtype), 16.0)
+    return Arrays("digits", x, y, raw, info=info)
 
 
 ENTRY = dataset_entry(

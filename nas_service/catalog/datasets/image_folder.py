@@ -16,6 +16,7 @@ from pydantic import model_validator
 from nas_service.catalog.datasets.base import (
     Arrays,
     DatasetError,
+    RawLayout,
     SplitOptions,
     UploadLimits,
     check_arrays,
@@ -208,7 +209,9 @@ def read(
     y = np.asarray([index[c] for c in labels], dtype=np.int64)
     check_arrays(x, y, str(base))
     info = {"root": str(base), "classes": classes, "size": [h, w]}
-    return Arrays(f"image-folder:{base.stem}", x, y, info=info)
+    # Raw samples: the decoded images at ``size``, uint8, (N, H, W) or (N, H, W, 3).
+    raw = RawLayout("NHW" if grayscale else "NHWC", "uint8", 255.0)
+    return Arrays(f"image-folder:{base.stem}", x, y, raw, info=info)
 
 
 ENTRY = dataset_entry(

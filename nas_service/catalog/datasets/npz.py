@@ -19,6 +19,7 @@ from nas_service.catalog.datasets.base import (
     check_zip,
     dataset_entry,
     encode_labels,
+    image_layout,
     to_float_samples,
 )
 from search_spaces import DataShape
@@ -75,7 +76,8 @@ def _check_xy(
 ) -> dict[str, Any]:
     if x.ndim not in (2, 3, 4):
         raise DatasetError(
-            f"npz: {xn} has shape {list(x.shape)}; expected (N, D), (N, H, W) or (N, C, H, W)"
+            f"npz: {xn} has shape {list(x.shape)}; expected (N, D), (N, H, W), (N, C, H, W) or "
+            "(N, H, W, C)"
         )
     if not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
         raise DatasetError(f"npz: {xn} must hold real numbers, found dtype {x.dtype}")
@@ -101,9 +103,21 @@ def _check_xy(
         )
     if need_all_classes and len(counts) < 2:
         raise DatasetError(f"npz: {len(counts)} class found; at least 2 are needed")
+    try:
+        layout = image_layout(tuple(x.shape), f"npz: {xn}")
+    except DatasetError as exc:
+        raise DatasetError(exc.reason) from None
+    dims = [int(d) for d in x.shape[1:]]
+    if layout == "NHW":
+        shape = [1, *dims]
+    elif layout == "NHWC":
+        shape = [dims[2], dims[0], dims[1]]
+    else:
+        shape = dims
     info: dict[str, Any] = {
         "num_samples": len(x),
-        "input_shape": [int(d) for d in (x.shape[1:] if x.ndim != 3 else (1, *x.shape[1:]))],
+        "layout": layout,
+        "input_shape": shape,
         "num_classes": len(counts),
         "class_counts": [int(c) for c in counts],
         "dtype": str(x.dtype),
@@ -112,7 +126,7 @@ def _check_xy(
     if x.ndim == 2:
         info["in_features"] = int(x.shape[1])
     else:
-        info["in_channels"] = 1 if x.ndim == 3 else int(x.shape[1])
+        info["in_channels"] = shape[0]
     return info
 
 
@@ -131,13 +145,13 @@ def read(*, seed: int = 0, path: str | Path | None = None) -> Arrays:
     for key in ("x", "y"):
         if key not in arrays:
             raise DatasetError(f"{p}: missing key '{key}'; found keys {sorted(arrays)}")
-    x = to_float_samples(arrays["x"], str(p))
+    x, raw = to_float_samples(arrays["x"], str(p))
     y_raw = arrays["y"]
     test: tuple[np.ndarray, np.ndarray] | None = None
     if "x_test" in arrays or "y_test" in arrays:
         if "x_test" not in arrays or "y_test" not in arrays:
             raise DatasetError(f"{p}: x_test and y_test must be given together")
-        xt = to_float_samples(arrays["x_test"], f"{p} (x_test)")
+        xt, _ = to_float_samples(arrays["x_test"], f"{p} (x_test)")
         if xt.shape[1:] != x.shape[1:]:
             raise DatasetError(
                 f"{p}: shape mismatch: x samples are {x.shape[1:]} but x_test samples are "
@@ -151,7 +165,8 @@ def read(*, seed: int = 0, path: str | Path | None = None) -> Arrays:
     else:
         y, classes = encode_labels(y_raw, str(p))
     check_arrays(x, y, str(p))
-    return Arrays(f"npz:{p.name}", x, y, test=test, info={"path": str(p), "classes": classes})
+    info = {"path": str(p), "classes": classes}
+    return Arrays(f"npz:{p.name}", x, y, raw, test=test, info=info)
 
 
 ENTRY = dataset_entry(

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from nas_service.catalog.datasets.base import Arrays, DatasetError, SplitOptions, dataset_entry
+from nas_service.catalog.datasets.base import (
+    Arrays,
+    DatasetError,
+    RawLayout,
+    SplitOptions,
+    dataset_entry,
+)
 from search_spaces import DataShape
 
 DEFAULT_N = 600
@@ -81,7 +87,8 @@ def read(
     x = protos[y] + noise * rng.normal(size=(n, *shape)).astype(np.float32)
     x = x + 0.3 * rng.normal(size=(n,) + (1,) * len(shape)).astype(np.float32)
     info = {"n": n, "shape": list(shape), "classes": classes, "noise": noise}
-    return Arrays("synthetic", x.astype(np.float32), y.astype(np.int64), info=info)
+    raw = RawLayout("ND" if len(shape) == 1 else "NCHW", "float32")
+    return Arrays("synthetic", x.astype(np.float32), y.astype(np.int64), raw, info=info)
 
 
 ENTRY = dataset_entry(

@@ -1,5 +1,6 @@
 """Exporting one subnet of a trained supernet: BN recalibrated on the job's seeded training
-subset (what users download), checked against the subnet's own output, written atomically."""
+subset (what users download), taking the user's raw samples (the dataset's preprocessing is
+part of the file), checked against the subnet's own output, written atomically."""
 
 from __future__ import annotations
 
@@ -17,23 +18,32 @@ from workers.pipeline.work.loading import load_data, load_net
 
 def recalibrated_subnet(
     checkpoint: Path | str, data: DataRef, arch: Mapping[str, int], seed: int
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, Any]:
     """The static subnet of ``arch`` with BN statistics re-estimated on a seeded subset of the
-    training split (what users download), and a validation batch shaped for it."""
-
+    training split (what users download), a validation batch shaped for it, and that batch as
+    the user's raw samples (None when the dataset does not say how its raw samples look)."""
+    from search_spaces.nn.preprocess import Preprocess, to_raw
     from workers.bn import calibration_batches, recalibrate_bn
 
     space, net = load_net(checkpoint)
     x_bn = bn_subset(data, seed)
-    x_val, _ = load_data(data).tensors("val")
+    splits = load_data(data)
+    x_val, _ = splits.tensors("val")
+    spec = splits.info.get("preprocessing")
+    raw = None
+    batch = x_val[:4]
+    if spec is not None:
+        # The raw samples (integers rounded), and exactly what training-time loading makes of them.
+        raw = to_raw(batch, spec)
+        batch = Preprocess(spec, batch.shape[1:]).normalise(raw)
     canon = space.canonical(arch)
     with worker_cache().lock:
         net.set_active(canon)
         batches = [net.prepare_input(b) for b in calibration_batches(x_bn, BN_BATCH)]
-        example = net.prepare_input(x_val[:4])
+        example = net.prepare_input(batch)
         sub = net.extract(canon)
     recalibrate_bn(sub, batches)
-    return sub.eval(), example
+    return sub.eval(), example, raw
 
 
 @unit(retries=1)
@@ -51,8 +61,20 @@ def write_export(
     from workers.export import export_subnet, extension
 
     space, _ = load_net(checkpoint)
-    sub, example = recalibrated_subnet(checkpoint, data, arch, seed)
+    sub, example, raw = recalibrated_subnet(checkpoint, data, arch, seed)
+    spec = load_data(data).info.get("preprocessing") if raw is not None else None
     stem = dest.name.split(".")[0]
-    res = export_subnet(sub, space, arch, fmt, dest.parent, example, name=stem, metadata=metadata)
+    res = export_subnet(
+        sub,
+        space,
+        arch,
+        fmt,
+        dest.parent,
+        example,
+        name=stem,
+        metadata=metadata,
+        preprocessing=spec,
+        raw_input=raw,
+    )
     assert res.path.name == f"{stem}{extension(fmt)}"
     return ExportResult(Path(res.path), str(res.sha256), int(res.size))
