@@ -4,19 +4,21 @@ Optuna's own storage database if it is missing), ``add-device NAME [settings]`` 
 latency target, or replace all settings of the one with that name), ``list-devices``,
 ``remove-device --name NAME``.
 
-The functions behind the commands live in ``nas_service.services.keys`` so other entry points
-(the ``nas`` CLI) can call them.
+The ``nas`` CLI has the same commands (``nas keys create | list | revoke``, ``nas devices add |
+list | remove``); this module stays for scripts and the deployment's one-shot ``migrate``. Both
+find the store the same way: ``NAS_DATABASE_URL``, else the SQLite file in ``NAS_DATA_DIR``
+(default ``$XDG_DATA_HOME/nas`` or ``~/.local/share/nas``, never the current directory). The
+functions behind the commands live in ``nas_service.services.keys`` and ``.devices``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from argparse import SUPPRESS
 
+from nas_service.cli_admin import add_device_options, device_values
 from nas_service.db import Database, migrate
 from nas_service.domain import DomainError
-from nas_service.domain.device import DeviceSpec
 from nas_service.services import devices, keys
 from nas_service.settings import Settings
 
@@ -38,21 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("name")
 
-    # Options left out take DeviceSpec's defaults, which the help shows.
-    def opt(flag: str, help: str, **kw: object) -> None:
-        default = DeviceSpec.model_fields[flag.strip("-").replace("-", "_")].default
-        d.add_argument(flag, default=SUPPRESS, help=f"{help} (default {default})", **kw)  # type: ignore[arg-type]
-
-    opt("--torch-device", "cpu, cuda or cuda:N")
-    opt("--threads", "intra-op threads", type=int)
-    opt("--batch-size", "inputs per timed run", type=int)
-    opt("--warmup", "untimed runs first", type=int)
-    opt("--repeats", "timed runs", type=int)
-    opt("--clock", "wall or cpu")
-    opt("--runtime", "eager or torchscript")
-    opt("--paired", "speed-normalise every run against a reference network", action="store_true")
-    opt("--ray-resource", "measure only on nodes with this Ray resource")
-    opt("--description", "free text")
+    add_device_options(d)
     sub.add_parser("list-devices", help="list the registered devices and their settings")
     rd = sub.add_parser("remove-device", help="remove a device no active job targets")
     rd.add_argument("--name", required=True)
@@ -64,7 +52,6 @@ DEVICE_HELP = """Register a latency target. Examples:
   add-device pixel7 --ray-resource device:pixel7 --threads 4 --runtime torchscript
   add-device shared-cpu --clock cpu --runtime torchscript --paired --warmup 3 --repeats 8
 """
-DEVICE_FIELDS = [f for f in DeviceSpec.model_fields if f != "name"]  # one option each
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
@@ -91,8 +78,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
             keys.revoke_key(db, args.name)
             print(f"revoked key '{args.name}'", file=sys.stderr)
         elif args.command == "add-device":
-            given = {k: getattr(args, k) for k in DEVICE_FIELDS if hasattr(args, k)}
-            dev = devices.register_device(db, name=args.name, **given)
+            dev = devices.register_device(db, name=args.name, **device_values(args))
             print(f"device '{dev.name}' registered", file=sys.stderr)
         elif args.command == "list-devices":
             for dev in devices.list_devices(db):

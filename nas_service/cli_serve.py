@@ -85,11 +85,14 @@ def serve(
     access_log: bool = True,
 ) -> int:
     import uvicorn
+    from sqlalchemy.engine import make_url
 
     from nas_service.api.app import KEEP_ALIVE_S
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    store = make_url(settings.database_url).render_as_string(hide_password=True)
+    log.info("data dir %s; store %s", settings.data_dir, store)
     if migrate:
         migrate_store(settings)
     app = build_app(settings)

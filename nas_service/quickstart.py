@@ -1,7 +1,8 @@
 """``make run``: from a fresh checkout to a finished search on the embedded store.
 
-Migrates the SQLite store under ``./var`` (or whatever ``NAS_DATABASE_URL`` names), creates an
-API key, starts ``nas serve`` (API + dashboard + dispatcher on local Ray), submits
+Migrates the SQLite store in the data directory (``NAS_DATA_DIR``, default
+``$XDG_DATA_HOME/nas`` or ``~/.local/share/nas``; or whatever ``NAS_DATABASE_URL`` names),
+creates an API key, starts ``nas serve`` (API + dashboard + dispatcher on local Ray), submits
 ``examples/digits-quick.yaml``, prints the dashboard URL and the key, follows the job to its
 end, prints the Pareto front and keeps serving until Ctrl-C. ``--exit-when-done`` (or
 ``NAS_QUICKSTART_EXIT=1``) stops the service once the job has ended instead.
@@ -20,12 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-import httpx
-
 from nas_service.cli import create_api_key, dashboard_url, load_job_file, watch
 from nas_service.cli_serve import child_env, migrate_store, stop_process
 from nas_service.cli_view import front_table
-from nas_service.client import NasClient
+from nas_service.client import ConnectionFailed, NasClient
 from nas_service.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits-quick.yaml"
@@ -100,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = f"http://{host}:{port}"
     spec = load_job_file(args.job)
 
-    print(f"store: {settings.database_url}", flush=True)
+    print(f"data dir: {settings.data_dir}\nstore: {settings.database_url}", flush=True)
     migrate_store(settings)
     key = create_api_key(f"quickstart-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}", settings)
 
@@ -132,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
         code = 130 if code == 1 else code
-    except httpx.HTTPError as e:
+    except ConnectionFailed as e:
         print(f"lost the service ({e}); see {log_path}", file=sys.stderr, flush=True)
     finally:
         stop_process(service, grace_s=45.0)

@@ -2,10 +2,17 @@
 
 Nothing here connects anywhere: a ``Settings`` object is built once by an entry point (API
 server, dispatcher, admin command, tests) and passed down.
+
+The data directory (``NAS_DATA_DIR``) holds the embedded SQLite store, uploads, runs and
+exports. It never depends on the current directory: by default it is the per-user
+``$XDG_DATA_HOME/nas`` (``~/.local/share/nas`` when ``XDG_DATA_HOME`` is unset), and a relative
+``NAS_DATA_DIR`` is made absolute once, when the settings are read, so ``nas serve``, the
+dispatcher it starts and the admin commands (``nas keys ...``) all name the same store.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -13,10 +20,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 
+def default_data_dir() -> Path:
+    """The per-user data directory: ``$XDG_DATA_HOME/nas``, else ``~/.local/share/nas``."""
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "nas"
+
+
+def absolute_dir(path: Path) -> Path:
+    """``~`` expanded and made absolute (against the current directory, once, here)."""
+    return Path(os.path.abspath(path.expanduser()))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NAS_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("var"), description="datasets, runs and artifacts")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="the SQLite store (by default), datasets, runs and artifacts",
+    )
     database_url: str = Field(
         default="",
         description="SQLAlchemy URL; empty means a SQLite file under data_dir (quick start)",
@@ -60,6 +83,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_urls(self) -> Settings:
+        self.data_dir = absolute_dir(self.data_dir)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'nas.sqlite'}"
         if not self.optuna_storage:

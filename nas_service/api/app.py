@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from nas_service.api import problems
+from nas_service.api import metrics, problems
 from nas_service.api.cache import ApiCache
 from nas_service.api.routes_catalog import public
 from nas_service.api.routes_catalog import router as catalog_router
@@ -25,8 +26,13 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     """Build the app. Connects lazily (the engine opens connections on first use); pass ``db``
-    to share an existing store (tests). ``/`` is left free for the dashboard."""
-    app = FastAPI(
+    to share an existing store (tests). ``/`` is left free for the dashboard.
+
+    ``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from this server
+    (``/static-offline-docs``, shipped by the ``fastapi-offline`` package): they work with no
+    network, and nothing is fetched from elsewhere (Swagger's online validator is off)."""
+    app = FastAPIOffline(
+        swagger_ui_parameters={"validatorUrl": None},
         title="NAS service",
         version="1.0",
         description=(
@@ -39,12 +45,14 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.db = db or Database(settings.database_url)
     app.state.cache = ApiCache(settings.auth_cache_s, settings.poll_cache_s)
     problems.install(app)
+    metrics.install(app, app.state.db)
     app.include_router(public, prefix=API_PREFIX)
     app.include_router(jobs_router, prefix=API_PREFIX)
     app.include_router(results_router, prefix=API_PREFIX)
     app.include_router(catalog_router, prefix=API_PREFIX)
     # Also at the root, where probes usually look.
     app.include_router(public)
+    app.include_router(metrics.router)
     _mount_dashboard(app)
     return app
 

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nas_service.domain import DomainError, Unauthorized, ValidationFailed
+from nas_service.api.route_table import RouteTable
+from nas_service.domain import DomainError, FieldError, Unauthorized
 from nas_service.domain.errors import plain_reason
 
 log = logging.getLogger(__name__)
@@ -89,17 +90,47 @@ def _reason(err: dict[str, Any]) -> str:
     return plain_reason(str(err.get("msg", "invalid")))
 
 
+def _malformed_json(errors: Sequence[Any]) -> str | None:
+    """The reason a body is not JSON at all (FastAPI's ``json_invalid``), else None."""
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            loc = list(e.get("loc", ()))
+            pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+            why = (e.get("ctx") or {}).get("error") or "JSON decode error"
+            where = f" at character {pos}" if pos is not None else ""
+            return f"the body is not valid JSON{where}: {why}"
+    return None
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this request's path (for ``Allow``)."""
+    table = getattr(request.app.state, "route_table", None)
+    if table is None:
+        table = request.app.state.route_table = RouteTable(request.app)
+    return table.allowed(request.url.path)
+
+
 def install(app: FastAPI) -> None:
     async def on_domain(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
+        found = getattr(exc, "errors", None)
         errors = None
-        if isinstance(exc, ValidationFailed):
-            errors = [{"field": e.field, "reason": e.reason} for e in exc.errors]
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        return problem(request, exc.status, exc.code, exc.title, exc.detail, errors, headers)
+        if found:
+            errors = [{"field": e.field, "reason": e.reason} for e in found]
+            assert all(isinstance(e, FieldError) for e in found)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        return problem(
+            request, exc.status, exc.code, exc.title, exc.detail, errors, headers or None
+        )
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        malformed = _malformed_json(exc.errors())
+        if malformed is not None:
+            errors = [{"field": "body", "reason": malformed}]
+            return problem(request, 400, "malformed_body", "Malformed body", malformed, errors)
         errors = [
             {"field": field_path(e.get("loc", ())), "reason": _reason(e)} for e in exc.errors()
         ]
@@ -110,7 +141,15 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         title = code.replace("_", " ").capitalize()
-        return problem(request, exc.status_code, code, title, str(exc.detail))
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 405:
+            allow = allowed_methods(request)
+            headers["Allow"] = ", ".join(allow)
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: " + (
+                ", ".join(allow)
+            )
+        return problem(request, exc.status_code, code, title, detail, headers=headers or None)
 
     async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
         # A value the database cannot store (out of a column's range, a NUL in text): the
@@ -141,6 +180,7 @@ DEFAULT_DESCRIPTIONS = {
     400: "the request body cannot be parsed (malformed JSON or multipart)",
     401: "missing, unknown or revoked API key",
     404: "no such resource for this key",
+    405: "the method is not allowed on this path; Allow lists those that are",
     409: "conflicts with the resource's state",
     413: "payload too large",
     422: "invalid input; errors[] names each field and why",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from nas_service.api.deps import CallerDep, CtxDep
 from nas_service.api.multipart import read_multipart
+from nas_service.api.paging import CursorQuery, link_next, list_responses
 from nas_service.api.problems import problem, responses
-from nas_service.api.routes_jobs import ERRORS
+from nas_service.api.routes_jobs import ERRORS, _limit
 from nas_service.api.schemas import (
     CatalogOut,
     DatasetList,
@@ -25,11 +27,11 @@ from nas_service.api.schemas import (
     SpaceOut,
 )
 from nas_service.catalog import CATALOG, datasets
-from nas_service.db import datasets as dataset_repo
 from nas_service.db import devices as device_repo
 from nas_service.db import migrate
 from nas_service.domain import STAGES, TERMINAL, JobStatus, ValidationFailed
 from nas_service.services import datasets as ds_svc
+from nas_service.services.pagination import as_str, decode_cursor, encode_cursor, page_of
 from nas_service.services.spaces import list_space_summaries
 
 router = APIRouter()
@@ -98,11 +100,46 @@ async def upload_dataset(
     return out
 
 
-@router.get("/datasets", response_model=DatasetList, tags=["datasets"], responses=responses(401))
-def list_datasets(caller: CallerDep, ctx: CtxDep) -> DatasetList:
+@router.get(
+    "/datasets",
+    response_model=DatasetList,
+    tags=["datasets"],
+    responses=list_responses(401, 422),
+    summary="List this key's datasets, newest first",
+)
+def list_datasets(
+    caller: CallerDep,
+    ctx: CtxDep,
+    request: Request,
+    response: Response,
+    cursor: CursorQuery = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+) -> DatasetList:
     with ctx.db.transaction() as s:
-        rows = dataset_repo.list_datasets(s, caller.owner_id)
-        return DatasetList(items=[DatasetOut.model_validate(d) for d in rows])
+        page = ds_svc.list_datasets(s, caller.owner_id, cursor, _limit(ctx, limit))
+        out = DatasetList(
+            items=[DatasetOut.model_validate(d) for d in page.items], next_cursor=page.next_cursor
+        )
+    link_next(request, response, page.next_cursor)
+    return out
+
+
+@router.delete(
+    "/datasets/{dataset_id}",
+    status_code=204,
+    response_class=Response,
+    tags=["datasets"],
+    responses={
+        204: {"description": "deleted: the row and the stored file"},
+        **responses(401, 404, 422, c409="in_use: jobs use the dataset (errors[] names them)"),
+    },
+    summary="Delete an uploaded dataset (refused while a job of this key uses it)",
+)
+def delete_dataset(dataset_id: uuid.UUID, caller: CallerDep, ctx: CtxDep) -> Response:
+    with ctx.db.transaction() as s:
+        stored = ds_svc.delete_dataset(s, caller.owner_id, dataset_id)
+    ds_svc.remove_stored_file(ctx.settings, stored)  # after the commit: no row without its file
+    return Response(status_code=204)
 
 
 @router.get(
@@ -129,15 +166,54 @@ def get_catalog(caller: CallerDep) -> CatalogOut:
     return CatalogOut.model_validate({"job": job, "kinds": CATALOG.to_json()})
 
 
-@router.get("/search-spaces", response_model=SpaceList, tags=["catalog"], responses=responses(401))
-def list_search_spaces(caller: CallerDep) -> SpaceList:
-    return SpaceList(items=[SpaceOut(**x) for x in list_space_summaries()])
+@router.get(
+    "/search-spaces",
+    response_model=SpaceList,
+    tags=["catalog"],
+    responses=list_responses(401, 422),
+    summary="Search spaces, by id",
+)
+def list_search_spaces(
+    caller: CallerDep,
+    ctx: CtxDep,
+    request: Request,
+    response: Response,
+    cursor: CursorQuery = None,
+    limit: Annotated[int, Query(ge=1)] = 100,
+) -> SpaceList:
+    rows = sorted(list_space_summaries(), key=lambda x: str(x["id"]))
+    if cursor:
+        (last,) = decode_cursor(cursor, "search-spaces", as_str)
+        rows = [x for x in rows if str(x["id"]) > last]
+    page = page_of(rows, _limit(ctx, limit), lambda x: encode_cursor("search-spaces", x["id"]))
+    link_next(request, response, page.next_cursor)
+    return SpaceList(items=[SpaceOut(**x) for x in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/devices", response_model=DeviceList, tags=["catalog"], responses=responses(401))
-def list_devices(caller: CallerDep, ctx: CtxDep) -> DeviceList:
+@router.get(
+    "/devices",
+    response_model=DeviceList,
+    tags=["catalog"],
+    responses=list_responses(401, 422),
+    summary="Latency targets, by name",
+)
+def list_devices(
+    caller: CallerDep,
+    ctx: CtxDep,
+    request: Request,
+    response: Response,
+    cursor: CursorQuery = None,
+    limit: Annotated[int, Query(ge=1)] = 100,
+) -> DeviceList:
+    after = decode_cursor(cursor, "devices", as_str)[0] if cursor else None
     with ctx.db.transaction() as s:
-        return DeviceList(items=[DeviceOut.model_validate(d) for d in device_repo.list_devices(s)])
+        rows = device_repo.list_devices(s, after=after, limit=_limit(ctx, limit) + 1)
+        page = page_of(rows, limit, lambda d: encode_cursor("devices", d.name))
+        out = DeviceList(
+            items=[DeviceOut.model_validate(d) for d in page.items], next_cursor=page.next_cursor
+        )
+    link_next(request, response, page.next_cursor)
+    return out
 
 
 @public.get("/healthz", response_model=Health, summary="Liveness (no auth)")

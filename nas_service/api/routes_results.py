@@ -10,11 +10,12 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from nas_service.api.cache import Rendered
 from nas_service.api.deps import CallerDep, CtxDep
+from nas_service.api.paging import CursorQuery, link_next, not_modified
 from nas_service.api.problems import responses
-from nas_service.api.routes_jobs import ERRORS, _limit
+from nas_service.api.routes_jobs import ERRORS, LIST_ERRORS, _limit
 from nas_service.api.schemas import CandidateOut, CandidatePage, ExportPending, ParetoOut
 from nas_service.catalog import exports
-from nas_service.db.queries import SORTABLE, CandidateFilter, list_candidates, pareto_front
+from nas_service.db.queries import SORTABLE, CandidateFilter, pareto_front
 from nas_service.domain import JobStatus, NotFound
 from nas_service.services import jobs as svc
 from nas_service.services.exports import subnet_download
@@ -27,30 +28,39 @@ SortKey = Literal[SORTABLE]  # type: ignore[valid-type]
 @router.get(
     "/jobs/{job_id}/candidates",
     response_model=CandidatePage,
-    responses=ERRORS,
-    summary="Candidates of a job: filter, sort by any objective column, paginate",
+    responses=LIST_ERRORS,
+    summary="Candidates of a job: filter, sort by any objective column (NULLs last), paginate",
 )
 def get_candidates(
     job_id: uuid.UUID,
     caller: CallerDep,
     ctx: CtxDep,
+    request: Request,
+    response: Response,
     source: Literal["predicted", "measured"] | None = None,
     feasible: bool | None = None,
     pareto: bool | None = None,
     device: str | None = None,
     sort: SortKey = "id",
     order: Literal["asc", "desc"] = "asc",
-    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> CandidatePage:
     flt = CandidateFilter(source=source, feasible=feasible, pareto=pareto, device=device)
     with ctx.db.transaction() as s:
-        svc.get_owned_job(s, caller.owner_id, job_id)
-        rows = list_candidates(
-            s, job_id, flt, sort=sort, order=order, offset=offset, limit=_limit(ctx, limit) + 1
+        page = svc.list_job_candidates(
+            s,
+            caller.owner_id,
+            job_id,
+            flt,
+            sort=sort,
+            order=order,
+            cursor=cursor,
+            limit=_limit(ctx, limit),
         )
-        items = [CandidateOut.model_validate(c) for c in rows[:limit]]
-    return CandidatePage(items=items, next_offset=offset + limit if len(rows) > limit else None)
+        items = [CandidateOut.model_validate(c) for c in page.items]
+    link_next(request, response, page.next_cursor)
+    return CandidatePage(items=items, next_cursor=page.next_cursor)
 
 
 def _etag(job_id: uuid.UUID, version: int, status: str) -> str:
@@ -78,9 +88,7 @@ async def get_pareto(
     )
     assert hit.etag is not None
     headers = {"Cache-Control": "no-cache", "ETag": hit.etag}
-    if if_none_match and (
-        if_none_match.strip() == "*" or hit.etag in [t.strip() for t in if_none_match.split(",")]
-    ):
+    if not_modified(if_none_match, hit.etag):
         return Response(status_code=304, headers=headers)
     return Response(hit.body, media_type="application/json", headers=headers)
 

@@ -45,7 +45,7 @@ class JobOut(_Out):
 class JobPage(BaseModel):
     items: list[JobOut]
     next_cursor: str | None = Field(
-        description="pass as ?cursor= for the next page; null at the end"
+        description="pass as ?cursor= for the next page (also in the Link header); null at the end"
     )
 
 
@@ -61,7 +61,9 @@ class EventOut(_Out):
 
 class EventPage(BaseModel):
     items: list[EventOut]
-    next_after: int | None
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page (also in the Link header); null at the end"
+    )
 
 
 class MetricOut(_Out):
@@ -75,7 +77,9 @@ class MetricOut(_Out):
 
 class MetricPage(BaseModel):
     items: list[MetricOut]
-    next_after: int | None = Field(description="the last seq returned; pass as ?after=")
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page (also in the Link header); null at the end"
+    )
 
 
 class CandidateOut(_Out):
@@ -109,7 +113,9 @@ class CandidateOut(_Out):
 
 class CandidatePage(BaseModel):
     items: list[CandidateOut]
-    next_offset: int | None
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page (also in the Link header); null at the end"
+    )
 
 
 class ParetoOut(BaseModel):
@@ -134,6 +140,9 @@ class DatasetOut(_Out):
 
 class DatasetList(BaseModel):
     items: list[DatasetOut]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page (also in the Link header); null at the end"
+    )
 
 
 class SpaceOut(BaseModel):
@@ -151,6 +160,9 @@ class SpaceOut(BaseModel):
 
 class SpaceList(BaseModel):
     items: list[SpaceOut]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page (also in the Link header); null at the end"
+    )
 
 
 class CatalogEntryOut(BaseModel):
@@ -199,6 +211,9 @@ class DeviceOut(_Out):
 
 class DeviceList(BaseModel):
     items: list[DeviceOut]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page (also in the Link header); null at the end"
+    )
 
 
 class ExportPending(BaseModel):

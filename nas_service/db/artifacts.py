@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from nas_service.catalog import exports
@@ -179,3 +179,28 @@ def release_export(s: Session, artifact_id: int) -> None:
         .values(worker_id=None, updated_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
+
+
+def job_artifacts(s: Session, job_id: uuid.UUID) -> list[Artifact]:
+    """Every artifact of the job, locked (PostgreSQL) so no worker claims one meanwhile."""
+    q = select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.id)
+    if is_postgres(s):
+        q = q.with_for_update()
+    return list(s.scalars(q.execution_options(populate_existing=True)))
+
+
+def delete_artifact(s: Session, artifact_id: int) -> bool:
+    stmt = delete(Artifact).where(Artifact.id == artifact_id).returning(Artifact.id)
+    return s.execute(stmt, execution_options={"synchronize_session": False}).first() is not None
+
+
+def count_pending_exports(s: Session) -> int:
+    q = (
+        select(func.count())
+        .select_from(Artifact)
+        .where(
+            Artifact.status == ArtifactStatus.pending.value,
+            Artifact.kind.in_(exports.artifact_kinds()),
+        )
+    )
+    return int(s.scalar(q) or 0)

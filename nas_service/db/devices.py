@@ -11,8 +11,12 @@ from nas_service.db.dialect import insert_for
 from nas_service.db.models import Device, Job
 
 
-def list_devices(s: Session) -> list[Device]:
-    return list(s.scalars(select(Device).order_by(Device.name)))
+def list_devices(s: Session, *, after: str | None = None, limit: int | None = None) -> list[Device]:
+    """By name; ``after``: the last name of the previous page."""
+    q = select(Device).order_by(Device.name)
+    if after is not None:
+        q = q.where(Device.name > after)
+    return list(s.scalars(q if limit is None else q.limit(limit)))
 
 
 def get_device(s: Session, name: str) -> Device | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from nas_service.db.dialect import is_postgres
@@ -109,8 +109,73 @@ def record_event(
 def list_events(
     s: Session, job_id: uuid.UUID, *, after: int = 0, limit: int = 200
 ) -> list[JobEvent]:
+    """Oldest first, the events with an id above ``after``."""
     q = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after)
     return list(s.scalars(q.order_by(JobEvent.id).limit(limit)))
+
+
+def lock_job(s: Session, job_id: uuid.UUID, owner_id: int) -> Job | None:
+    """The owner's job, its row locked until the transaction ends (PostgreSQL): a dispatcher's
+    claim (``FOR UPDATE SKIP LOCKED``) skips it and a concurrent transition waits."""
+    q = select(Job).where(Job.id == job_id, Job.owner_id == owner_id)
+    if is_postgres(s):
+        q = q.with_for_update()
+    return s.scalars(q.execution_options(populate_existing=True)).one_or_none()
+
+
+def jobs_reusing(s: Session, job_id: uuid.UUID, limit: int = 5) -> list[uuid.UUID]:
+    """Jobs (any state) whose ``supernet_from`` is ``job_id``: they need its checkpoint to run,
+    resume, retry or export."""
+    q = select(Job.id).where(Job.supernet_from == job_id).order_by(Job.created_at, Job.id)
+    return list(s.scalars(q.limit(limit)))
+
+
+def jobs_using_dataset(
+    s: Session, owner_id: int, dataset_id: uuid.UUID, limit: int = 5
+) -> list[uuid.UUID]:
+    """The owner's jobs (any state) whose spec names the uploaded dataset ``dataset_id``."""
+    ref = Job.spec[("dataset", "id")].as_string()
+    q = select(Job.id).where(Job.owner_id == owner_id, ref == str(dataset_id))
+    return list(s.scalars(q.order_by(Job.created_at, Job.id).limit(limit)))
+
+
+def delete_job(s: Session, job_id: uuid.UUID) -> bool:
+    """Delete the job row; its events, metrics, candidates and artifacts go with it (ON DELETE
+    CASCADE), jobs that reused its supernet keep running with ``supernet_from`` NULL."""
+    stmt = delete(Job).where(Job.id == job_id).returning(Job.id)
+    return s.execute(stmt, execution_options={"synchronize_session": False}).first() is not None
+
+
+def count_by_status(s: Session) -> dict[str, int]:
+    """Every job state with its number of jobs (0 for a state without any)."""
+    q = select(Job.status, func.count()).group_by(Job.status)
+    found = {str(st): int(n) for st, n in s.execute(q).all()}
+    return {st.value: found.get(st.value, 0) for st in JobStatus}
+
+
+def oldest_queued_at(s: Session) -> datetime | None:
+    q = select(func.min(Job.created_at)).where(Job.status == JobStatus.queued.value)
+    return s.scalar(q)
+
+
+def worker_heartbeats(s: Session) -> list[tuple[str, int, datetime | None]]:
+    """(worker id, running jobs, its latest heartbeat) per worker holding running jobs."""
+    q = (
+        select(Job.worker_id, func.count(), func.max(Job.heartbeat_at))
+        .where(Job.status == JobStatus.running.value, Job.worker_id.is_not(None))
+        .group_by(Job.worker_id)
+        .order_by(Job.worker_id)
+    )
+    return [(str(w), int(n), at) for w, n, at in s.execute(q).all()]
+
+
+def db_now(s: Session) -> datetime:
+    """The store's clock (the one heartbeats are stamped with)."""
+    if is_postgres(s):
+        now = s.scalar(select(func.now()))
+        assert isinstance(now, datetime)
+        return now
+    return utcnow()
 
 
 def transition(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from nas_service.db.models import Candidate, Job
@@ -39,9 +39,11 @@ def list_candidates(
     *,
     sort: str = "id",
     order: Literal["asc", "desc"] = "asc",
-    offset: int = 0,
+    after: tuple[Any, int] | None = None,
     limit: int = 100,
 ) -> list[Candidate]:
+    """Sorted by ``sort`` (NULLs last in either order), ties by id; ``after`` is the (sort
+    value, id) of the last row of the previous page (keyset: no row repeats or is skipped)."""
     if sort not in SORTABLE:
         raise ValueError(f"cannot sort by {sort!r}; sortable: {list(SORTABLE)}")
     q = select(Candidate).where(Candidate.job_id == job_id)
@@ -54,9 +56,16 @@ def list_candidates(
     if flt.device is not None:
         q = q.where(Candidate.device == flt.device)
     col = getattr(Candidate, sort)
+    if after is not None:
+        value, last_id = after
+        if value is None:  # inside the trailing NULLs
+            q = q.where(col.is_(None), Candidate.id > last_id)
+        else:
+            beyond = col > value if order == "asc" else col < value
+            q = q.where(or_(beyond, and_(col == value, Candidate.id > last_id), col.is_(None)))
     key = col.asc() if order == "asc" else col.desc()
     # NULLs (not yet measured) last either way; id breaks ties so pages are stable.
-    q = q.order_by(key.nulls_last(), Candidate.id.asc()).offset(offset).limit(limit)
+    q = q.order_by(key.nulls_last(), Candidate.id.asc()).limit(limit)
     return list(s.scalars(q))
 
 

@@ -14,7 +14,24 @@ from nas_service.catalog import datasets
 from nas_service.db import Dataset
 from nas_service.db import artifacts as arts
 from nas_service.db import datasets as dataset_repo
-from nas_service.domain import ArtifactKind, ArtifactStatus, Conflict, NotFound, ValidationFailed
+from nas_service.db import jobs as job_repo
+from nas_service.domain import (
+    ArtifactKind,
+    ArtifactStatus,
+    Conflict,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+)
+from nas_service.services.exports import uri_to_path
+from nas_service.services.pagination import (
+    Page,
+    as_datetime,
+    as_uuid,
+    decode_cursor,
+    encode_cursor,
+    page_of,
+)
 from nas_service.settings import Settings
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -105,3 +122,55 @@ def get_owned_dataset(s: Session, owner_id: int, dataset_id: uuid.UUID) -> Datas
     if ds is None:
         raise NotFound(f"no dataset {dataset_id}")
     return ds
+
+
+def list_datasets(s: Session, owner_id: int, cursor: str | None, limit: int) -> Page[Dataset]:
+    """Newest first."""
+    before = None
+    if cursor:
+        ts, did = decode_cursor(cursor, "datasets", as_datetime, as_uuid)
+        before = (ts, did)
+    rows = dataset_repo.list_datasets(s, owner_id, before=before, limit=limit + 1)
+    return page_of(rows, limit, lambda d: encode_cursor("datasets", d.created_at, d.id))
+
+
+class DatasetInUse(Conflict):
+    code = "in_use"
+    title = "In use"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.errors = [FieldError("dataset_id", reason)]
+
+
+def delete_dataset(s: Session, owner_id: int, dataset_id: uuid.UUID) -> Path | None:
+    """Delete the dataset row and its artifact; returns the stored file, for the caller to
+    remove after the commit. Refused while a job of the owner names the dataset: jobs resume,
+    retry and export from it (delete those jobs first). The row is locked, so a job submitted
+    at the same moment either sees no dataset or holds its share lock first (then this waits
+    and sees the job)."""
+    ds = dataset_repo.lock_dataset(s, dataset_id, owner_id)
+    if ds is None:
+        raise NotFound(f"no dataset {dataset_id}")
+    users = job_repo.jobs_using_dataset(s, owner_id, dataset_id)
+    if users:
+        raise DatasetInUse(
+            f"jobs {', '.join(str(u) for u in users)} use this dataset: delete them first"
+        )
+    art = arts.get_artifact(s, ds.artifact_id)
+    dataset_repo.delete_dataset(s, dataset_id)
+    if art is None:
+        return None
+    arts.delete_artifact(s, art.id)
+    return uri_to_path(art.uri) if art.uri else None
+
+
+def remove_stored_file(settings: Settings, path: Path | None) -> bool:
+    """Remove a deleted dataset's file if it lies in the service's dataset folder."""
+    if path is None:
+        return False
+    target = path.resolve()
+    if target.parent != (settings.data_dir / "datasets").resolve() or not target.is_file():
+        return False
+    target.unlink(missing_ok=True)
+    return True

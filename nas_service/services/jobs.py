@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from nas_service.catalog import CATALOG, datasets, objectives, searchers
-from nas_service.db import Job
+from nas_service.db import Candidate, Job, JobEvent, TrainMetric, results
+from nas_service.db import artifacts as arts
 from nas_service.db import datasets as dataset_repo
 from nas_service.db import devices as device_repo
 from nas_service.db import jobs as repo
+from nas_service.db.queries import CandidateFilter, list_candidates
 from nas_service.domain import (
+    ArtifactStatus,
     Conflict,
     FieldError,
     JobSpec,
@@ -24,7 +30,19 @@ from nas_service.domain import (
 )
 from nas_service.domain.dataset_options import dataset_option_errors
 from nas_service.domain.errors import option_errors
-from nas_service.services.pagination import decode_cursor, encode_cursor
+from nas_service.services import job_files
+from nas_service.services.pagination import (
+    Page,
+    as_datetime,
+    as_float,
+    as_int,
+    as_str,
+    as_uuid,
+    decode_cursor,
+    encode_cursor,
+    nullable,
+    page_of,
+)
 from nas_service.services.spaces import build_space
 from nas_service.settings import Settings
 from search_spaces import DataShape
@@ -66,7 +84,12 @@ def _dataset_shape(
     if spec.dataset.name is not None:
         kind, info = spec.dataset.name, {}
     else:
-        ds = dataset_repo.get_dataset(s, spec.dataset.id, owner_id) if spec.dataset.id else None
+        # A shared lock: the dataset cannot be deleted before this job is stored.
+        ds = (
+            dataset_repo.get_dataset_for_share(s, spec.dataset.id, owner_id)
+            if spec.dataset.id
+            else None
+        )
         if ds is None:
             return None, [FieldError("dataset.id", f"no dataset {spec.dataset.id} for this key")]
         kind, info = ds.format, dict(ds.info or {})
@@ -186,12 +209,88 @@ def get_owned_job(s: Session, owner_id: int, job_id: uuid.UUID) -> Job:
 
 def list_jobs(
     s: Session, owner_id: int, statuses: list[str], cursor: str | None, limit: int
-) -> tuple[list[Job], str | None]:
-    before = decode_cursor(cursor) if cursor else None
+) -> Page[Job]:
+    """Newest first."""
+    before = None
+    if cursor:
+        ts, jid = decode_cursor(cursor, "jobs", as_datetime, as_uuid)
+        before = (ts, jid)
     rows = repo.list_jobs(s, owner_id, statuses=statuses, before=before, limit=limit + 1)
-    page = rows[:limit]
-    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, nxt
+    return page_of(rows, limit, lambda j: encode_cursor("jobs", j.created_at, j.id))
+
+
+def list_events(
+    s: Session, owner_id: int, job_id: uuid.UUID, after: int, cursor: str | None, limit: int
+) -> Page[JobEvent]:
+    """Oldest first, after event id ``after`` (to follow a job: the last id seen)."""
+    get_owned_job(s, owner_id, job_id)
+    if cursor:
+        (last,) = decode_cursor(cursor, "events", as_int)
+        after = max(after, last)
+    rows = repo.list_events(s, job_id, after=after, limit=limit + 1)
+    return page_of(rows, limit, lambda e: encode_cursor("events", e.id))
+
+
+def list_metrics(
+    s: Session, owner_id: int, job_id: uuid.UUID, after: int, cursor: str | None, limit: int
+) -> Page[TrainMetric]:
+    """In seq order, after seq ``after`` (to follow training: the last seq seen)."""
+    get_owned_job(s, owner_id, job_id)
+    if cursor:
+        (last,) = decode_cursor(cursor, "metrics", as_int)
+        after = max(after, last)
+    rows = results.list_train_metrics(s, job_id, after=after, limit=limit + 1)
+    return page_of(rows, limit, lambda m: encode_cursor("metrics", m.seq))
+
+
+# The type of each sortable candidate column, to check a cursor's value before it is queried.
+_SORT_VALUE = {
+    "id": as_int,
+    "accuracy": as_float,
+    "test_accuracy": as_float,
+    "latency_ms": as_float,
+    "flops": as_int,
+    "params": as_int,
+    "predicted_accuracy": as_float,
+    "predicted_latency_ms": as_float,
+    "created_at": as_datetime,
+}
+
+
+def list_job_candidates(
+    s: Session,
+    owner_id: int,
+    job_id: uuid.UUID,
+    flt: CandidateFilter,
+    *,
+    sort: str,
+    order: Literal["asc", "desc"],
+    cursor: str | None,
+    limit: int,
+) -> Page[Candidate]:
+    """Filtered and sorted (NULLs last, ties by id); a cursor holds the sort it was made for."""
+    get_owned_job(s, owner_id, job_id)
+    after = None
+    if cursor:
+        c_sort, c_order, value, last_id = decode_cursor(
+            cursor, "candidates", as_str, as_str, lambda v: v, as_int
+        )
+        if (c_sort, c_order) != (sort, order):
+            raise ValidationFailed.one(
+                "cursor",
+                f"this cursor pages candidates sorted by {c_sort} {c_order}, not {sort} "
+                f"{order}: keep sort and order while paging",
+            )
+        try:
+            after = (nullable(_SORT_VALUE[sort])(value), last_id)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValidationFailed.one("cursor", "not a cursor returned by this API") from exc
+    rows = list_candidates(s, job_id, flt, sort=sort, order=order, after=after, limit=limit + 1)
+
+    def cursor_of(c: Candidate) -> str:
+        return encode_cursor("candidates", sort, order, getattr(c, sort), c.id)
+
+    return page_of(rows, limit, cursor_of)
 
 
 def cancel_job(s: Session, owner_id: int, job_id: uuid.UUID) -> Job:
@@ -204,6 +303,81 @@ def cancel_job(s: Session, owner_id: int, job_id: uuid.UUID) -> Job:
     if out is None:  # finished between the read and the update
         raise Conflict(f"job {job_id} finished before it could be cancelled")
     return out
+
+
+class JobStillRunning(Conflict):
+    """DELETE of a running job: its cancel is requested; the delete succeeds once it ends."""
+
+    code = "job_running"
+    title = "Job still running"
+
+    def __init__(self, detail: str, retry_after_s: int):
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class InUse(Conflict):
+    """A resource others depend on (a dataset jobs name, a supernet jobs reuse)."""
+
+    code = "in_use"
+    title = "In use"
+
+    def __init__(self, field: str, reason: str, retry_after_s: int | None = None):
+        super().__init__(reason)
+        self.errors = [FieldError(field, reason)]
+        if retry_after_s is not None:
+            self.headers = {"Retry-After": str(retry_after_s)}
+
+
+@dataclass
+class JobDeletion:
+    """What DELETE did: ``deleted`` with the files to remove once the transaction commits, or
+    (a running job) only the cancel request."""
+
+    job: Job
+    deleted: bool
+    files: list[Path] = field(default_factory=list)
+
+
+def delete_job(s: Session, settings: Settings, owner_id: int, job_id: uuid.UUID) -> JobDeletion:
+    """Delete a job that no worker holds: queued (never claimed while its row is locked here),
+    succeeded, failed or cancelled. A running job gets its cancel requested instead and stays;
+    the caller answers 409 until the runner (or the dispatcher's grace kill, or the reaper for a
+    lost worker) has ended it, so a worker's claim, heartbeats and resume are never pulled from
+    under it. Refused while other jobs reuse its supernet or a worker makes one of its exports.
+    The rows go in this transaction (events, metrics, candidates, artifacts by cascade); the
+    files are the caller's to remove after the commit, so a failure leaves no rows without
+    their files, at worst files without rows."""
+    job = repo.lock_job(s, job_id, owner_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    if job.status == JobStatus.running.value:
+        repo.request_cancel(s, job_id, owner_id)
+        return JobDeletion(job, deleted=False)
+    users = repo.jobs_reusing(s, job_id)
+    if users:
+        raise InUse(
+            "job_id",
+            f"jobs {', '.join(str(u) for u in users)} reuse this job's supernet "
+            "(supernet_from): delete them first",
+        )
+    files: list[Path] = []
+    fresh = timedelta(seconds=settings.stall_after_s)
+    now = repo.db_now(s)
+    for art in arts.job_artifacts(s, job_id):
+        claimed = art.status == ArtifactStatus.pending.value and art.worker_id is not None
+        if claimed and art.updated_at is not None and now - art.updated_at < fresh:
+            raise InUse(
+                "job_id",
+                f"export {art.id} of this job is being made by worker {art.worker_id}; "
+                "delete the job once it is done",
+                retry_after_s=settings.export_retry_after_s,
+            )
+        if art.uri:
+            files.append(job_files.uri_path(art.uri))
+    files.extend(job_files.run_dirs(settings, job))
+    repo.delete_job(s, job_id)
+    return JobDeletion(job, deleted=True, files=files)
 
 
 def retry_job(s: Session, owner_id: int, job_id: uuid.UUID) -> Job:

@@ -12,7 +12,13 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from nas_service.catalog import CATALOG, Entry, register
-from nas_service.catalog.datasets import Arrays, DatasetError, SplitOptions, dataset_entry
+from nas_service.catalog.datasets import (
+    Arrays,
+    DatasetError,
+    RawLayout,
+    SplitOptions,
+    dataset_entry,
+)
 from search_spaces import DataShape, fit_space, get_space, list_spaces
 from search_spaces.mlp import MLPSpace
 from search_spaces.registry import register_space, unregister_space
@@ -154,7 +160,8 @@ def covering_archs(space: Any) -> Any:
 # The throwaway upload format: a CSV table whose last column is the class label.
 def read_csv(*, seed: int = 0, path: str | None = None) -> Arrays:
     rows = np.loadtxt(str(path), delimiter=",", dtype=np.float32, ndmin=2)
-    return Arrays("toy-csv", rows[:, :-1], rows[:, -1].astype(np.int64), info={"path": path})
+    x, y = rows[:, :-1], rows[:, -1].astype(np.int64)
+    return Arrays("toy-csv", x, y, RawLayout("ND", "float32"), info={"path": path})
 
 
 def inspect_csv(path: Any, limits: Any) -> dict[str, Any]:

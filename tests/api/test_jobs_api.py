@@ -134,8 +134,29 @@ def test_validation_reports_every_field_at_once(api: Api) -> None:
     }
 
 
-def test_malformed_json_is_a_problem(api: Api) -> None:
+def test_malformed_json_is_a_400_problem(api: Api) -> None:
     r = api.post("/api/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert (body["code"], body["status"], body["instance"]) == (
+        "malformed_body",
+        400,
+        "/api/v1/jobs",
+    )
+    assert body["errors"] == [
+        {
+            "field": "body",
+            "reason": "the body is not valid JSON at character 1: Expecting property name "
+            "enclosed in double quotes",
+        }
+    ]
+    assert body["detail"] == body["errors"][0]["reason"]
+    # The OpenAPI documents exactly this answer.
+    op = api.get("/openapi.json").json()["paths"]["/api/v1/jobs"]["post"]
+    assert "malformed JSON" in op["responses"]["400"]["description"]
+    # Valid JSON of the wrong shape is still a 422 naming the field.
+    r = api.post("/api/v1/jobs", content=b"[1]", headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
 
 
@@ -215,11 +236,18 @@ def test_cancel_and_retry(api: Api, db: Database) -> None:
     assert r.json()["cancel_requested"] is False
     r = api.post(f"/api/v1/jobs/{running}/retry")
     assert r.status_code == 409 and "only failed or cancelled" in r.json()["detail"]
-    kinds = [e["kind"] for e in api.get(f"/api/v1/jobs/{running}/events").json()["items"]]
+    events = api.get(f"/api/v1/jobs/{running}/events").json()
+    kinds = [e["kind"] for e in events["items"]]
     assert kinds == ["created", "claimed", "cancel_requested", "transition", "retry"]
-    page = api.get(f"/api/v1/jobs/{running}/events", params={"after": 0, "limit": 2}).json()
-    rest = api.get(f"/api/v1/jobs/{running}/events", params={"after": page["next_after"]})
+    assert events["next_cursor"] is None
+    page = api.get(f"/api/v1/jobs/{running}/events", params={"limit": 2})
+    assert page.json()["next_cursor"] is not None
+    rest = api.get(f"/api/v1/jobs/{running}/events", params={"cursor": page.json()["next_cursor"]})
     assert [e["kind"] for e in rest.json()["items"]] == kinds[2:]
+    # Following a job: only the events after the last id seen.
+    last = events["items"][2]["id"]
+    newer = api.get(f"/api/v1/jobs/{running}/events", params={"after": last}).json()
+    assert [e["kind"] for e in newer["items"]] == kinds[3:]
 
 
 def test_metrics_after_seq(api: Api, db: Database) -> None:
@@ -231,13 +259,18 @@ def test_metrics_after_seq(api: Api, db: Database) -> None:
             [MetricRow(seq=i, metrics={"loss": 2.0 - i}, epoch=i) for i in range(4)],
         )
     all_rows = api.get(f"/api/v1/jobs/{jid}/metrics").json()
-    assert [m["seq"] for m in all_rows["items"]] == [0, 1, 2, 3] and all_rows["next_after"] == 3
+    assert [m["seq"] for m in all_rows["items"]] == [0, 1, 2, 3]
+    assert all_rows["next_cursor"] is None
     later = api.get(f"/api/v1/jobs/{jid}/metrics", params={"after": 1}).json()
     assert [(m["seq"], m["metrics"]["loss"]) for m in later["items"]] == [(2, 0.0), (3, -1.0)]
     assert api.get(f"/api/v1/jobs/{jid}/metrics", params={"after": 3}).json() == {
         "items": [],
-        "next_after": None,
+        "next_cursor": None,
     }
+    first = api.get(f"/api/v1/jobs/{jid}/metrics", params={"limit": 3})
+    assert [m["seq"] for m in first.json()["items"]] == [0, 1, 2]
+    rest = api.get(f"/api/v1/jobs/{jid}/metrics", params={"cursor": first.json()["next_cursor"]})
+    assert [m["seq"] for m in rest.json()["items"]] == [3]
 
 
 def test_another_keys_job_is_not_found(api: Api, other_api: Api) -> None:

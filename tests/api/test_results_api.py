@@ -45,11 +45,18 @@ def test_candidates_filter_sort_paginate(api: Api, db: Database) -> None:
     jid, ids = _job_with_candidates(api, db)
     base = f"/api/v1/jobs/{jid}/candidates"
     r = api.get(base, params={"sort": "accuracy", "order": "desc"}).json()
-    assert [c["id"] for c in r["items"]] == [ids[1], ids[2], ids[0]] and r["next_offset"] is None
-    r = api.get(base, params={"sort": "latency_ms", "limit": 2}).json()
-    assert [c["id"] for c in r["items"]] == [ids[2], ids[0]] and r["next_offset"] == 2
-    r = api.get(base, params={"sort": "latency_ms", "limit": 2, "offset": 2}).json()
-    assert [c["id"] for c in r["items"]] == [ids[1]] and r["next_offset"] is None
+    assert [c["id"] for c in r["items"]] == [ids[1], ids[2], ids[0]] and r["next_cursor"] is None
+    first = api.get(base, params={"sort": "latency_ms", "limit": 2})
+    r = first.json()
+    assert [c["id"] for c in r["items"]] == [ids[2], ids[0]] and r["next_cursor"]
+    link = first.headers["link"]
+    assert link.startswith(f"<{base}?") and link.endswith('>; rel="next"')
+    r = api.get(link[1 : link.index(">")]).json()  # the Link keeps sort and limit
+    assert [c["id"] for c in r["items"]] == [ids[1]] and r["next_cursor"] is None
+    # A cursor belongs to its sort: another sort with it is refused, naming the field.
+    other = api.get(base, params={"sort": "flops", "cursor": first.json()["next_cursor"]})
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "cursor"
+    assert "sorted by latency_ms asc" in other.json()["errors"][0]["reason"]
     assert [c["id"] for c in api.get(base, params={"source": "measured"}).json()["items"]] == [
         ids[2]
     ]

@@ -117,8 +117,21 @@ def test_list_candidates_filters_and_sorts(db: Database) -> None:
         assert [c.id for c in by_acc] == [ids[1], ids[2], ids[0]]
         by_lat = list_candidates(s, jid, CandidateFilter(), sort="latency_ms", order="asc")
         assert [c.id for c in by_lat] == [ids[2], ids[0], ids[1]]  # NULL last
-        page = list_candidates(s, jid, CandidateFilter(), sort="accuracy", offset=1, limit=1)
-        assert [c.id for c in page] == [ids[2]]
+        # Keyset: after (0.3, ids[0]) in accuracy order comes 0.6, then 0.9.
+        page = list_candidates(s, jid, CandidateFilter(), sort="accuracy", after=(0.3, ids[0]))
+        assert [c.id for c in page] == [ids[2], ids[1]]
+
+        # latency_ms desc, NULLs last: after (1.0, ids[2]) only the NULL row is left; after the
+        # NULL row itself, nothing.
+        def by_lat_desc(after: tuple[float | None, int] | None = None) -> list[int]:
+            rows = list_candidates(
+                s, jid, CandidateFilter(), sort="latency_ms", order="desc", after=after
+            )
+            return [c.id for c in rows]
+
+        assert by_lat_desc() == [ids[0], ids[2], ids[1]]
+        assert by_lat_desc((1.0, ids[2])) == [ids[1]]
+        assert by_lat_desc((None, ids[1])) == []
         assert [c.id for c in list_candidates(s, jid, CandidateFilter(feasible=False))] == [ids[1]]
         assert [c.id for c in list_candidates(s, jid, CandidateFilter(source="measured"))] == [
             ids[2]

@@ -59,3 +59,41 @@ def test_sqlite_concurrent_claims_and_round_trip(tmp_path: Path) -> None:
         assert job.finished_at is not None and job.finished_at.utcoffset() is not None
         assert job.started_at is not None and job.finished_at >= job.started_at
     db.dispose()
+
+
+def test_sqlite_deletes_and_store_figures(tmp_path: Path) -> None:
+    """Deletion and the /metrics figures on the quick-start store: the JSON lookup of a
+    dataset's jobs, the cascades (foreign keys are on) and the heartbeat ages."""
+    from sqlalchemy import func, select
+
+    from nas_service.db import Candidate, JobEvent
+    from nas_service.db import artifacts as arts
+    from nas_service.db import datasets as dataset_repo
+    from nas_service.db import jobs as repo
+    from nas_service.domain import ArtifactKind, ArtifactStatus
+
+    db = Database(f"sqlite:///{tmp_path / 'nas.sqlite'}")
+    upgrade(db.engine)
+    with db.transaction() as s:
+        owner, _ = create_key(s, "local")
+        art = arts.create_artifact(s, owner.id, ArtifactKind.dataset, status=ArtifactStatus.ready)
+        ds = dataset_repo.create_dataset(s, owner.id, "d", "npz", art.id, {})
+        job = create_job(s, owner.id, {"dataset": {"id": str(ds.id)}}, space_id="mlp")
+        upsert_candidates(s, job.id, [CandidateIn(arch={}, genotype=(1,))])
+        create_job(s, owner.id, SPEC, space_id="mlp")
+    with db.transaction() as s:
+        assert repo.jobs_using_dataset(s, owner.id, ds.id) == [job.id]
+        assert claim_next_job(s, "w") is not None
+        assert repo.count_by_status(s)["running"] == 1
+        ((worker, n, at),) = repo.worker_heartbeats(s)
+        assert (worker, n) == ("w", 1) and at is not None and at.tzinfo is not None
+        assert 0 <= (repo.db_now(s) - at).total_seconds() < 60
+        assert finish_job(s, job.id, "w", JobStatus.cancelled) is not None
+        assert repo.lock_job(s, job.id, owner.id) is not None
+        assert repo.delete_job(s, job.id) is True
+        assert s.scalar(select(func.count()).select_from(Candidate)) == 0
+        events = select(func.count()).select_from(JobEvent).where(JobEvent.job_id == job.id)
+        assert s.scalar(events) == 0
+        assert repo.jobs_using_dataset(s, owner.id, ds.id) == []
+        assert dataset_repo.delete_dataset(s, ds.id) and arts.delete_artifact(s, art.id)
+    db.dispose()

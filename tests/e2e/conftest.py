@@ -178,3 +178,76 @@ def screenshot(page: Any, name: str) -> Path:
 
 
 __all__ = ["screenshot", "sign_in"]
+
+
+# Jobs the dashboard tests share: run once per session by their own dispatcher (stopped before
+# the tests use them), on the session's server and database, for a key of their own.
+SHARED_SPECS = {
+    "mlp": {
+        "name": "mlp on digits",
+        "space": {"id": "mlp", "options": {}},
+        "dataset": {"name": "digits"},
+        "training": {"preset": "tiny", "epochs_scale": 0.4},
+        "search": {
+            "algorithm": "evolution",
+            "budget": 14,
+            "objectives": [{"name": "accuracy"}, {"name": "flops"}],
+        },
+    },
+    "mlp2": {
+        "name": "mlp seed 1",
+        "seed": 1,
+        "space": {"id": "mlp", "options": {}},
+        "dataset": {"name": "digits"},
+        "training": {"preset": "tiny", "epochs_scale": 0.4},
+        "search": {
+            "algorithm": "random",
+            "budget": 10,
+            "objectives": [{"name": "accuracy"}, {"name": "flops"}],
+        },
+    },
+    "mbv3": {
+        "name": "mbv3 on digits",
+        "space": {
+            "id": "mbv3",
+            "options": {"width_mult": 0.5, "kernels": [3, 5], "expands": [3, 6], "depths": [1, 2]},
+        },
+        "dataset": {"name": "digits"},
+        "training": {"preset": "tiny", "epochs_scale": 0.4},
+        "search": {
+            "algorithm": "evolution",
+            "budget": 8,
+            "objectives": [{"name": "accuracy"}, {"name": "flops"}],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def finished_jobs(e2e_settings: Settings, live_server: str, e2e_db: Database) -> dict[str, str]:
+    """Three finished jobs (``mlp``, ``mlp2``, ``mbv3``) of one key (``key``): ids by name."""
+    key = new_key(e2e_db, f"e2e-shared-{uuid.uuid4().hex[:6]}")[1]
+    headers = {"Authorization": f"Bearer {key}"}
+    ids = {}
+    for name, spec in SHARED_SPECS.items():
+        r = httpx.post(f"{live_server}/api/v1/jobs", json=spec, headers=headers, timeout=30)
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["id"]
+    proc = start_dispatcher(e2e_settings)
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            states = {
+                n: httpx.get(f"{live_server}/api/v1/jobs/{j}", headers=headers, timeout=30).json()
+                for n, j in ids.items()
+            }
+            if all(s["status"] in ("succeeded", "failed", "cancelled") for s in states.values()):
+                break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the shared jobs did not finish: {states}")
+            time.sleep(2)
+    finally:
+        stop_process(proc, grace_s=30.0)
+    bad = {n: s.get("error") for n, s in states.items() if s["status"] != "succeeded"}
+    assert not bad, f"shared jobs failed: {bad}"
+    return {"key": key, **ids}

@@ -109,8 +109,26 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
         )
     page.wait_for_selector("#job-status [data-status='running']")
     page.wait_for_selector("#curves-plot svg path.series")
-    assert page.inner_text("#job-stage") == "training"
+    assert page.inner_text("#job-stage") == "training (1 of 5)"
     assert page.get_attribute("#job-progress [role=progressbar]", "aria-valuenow") == "25"
+    # Training is 1 of 4 epochs: the whole job (five stages) is a twentieth done.
+    assert page.get_attribute("#job-training [role=progressbar]", "aria-valuenow") == "25"
+    assert page.get_attribute("#job-overall [role=progressbar]", "aria-valuenow") == "5"
+
+    # A report of one phase's epochs only: the end of phase 1 is not the end of training.
+    with db.transaction() as s:
+        job_repo.heartbeat(
+            s,
+            jid,
+            WORKER,
+            stage="training",
+            progress={"phase": "full", "phase_index": 0, "epoch": 1, "epochs": 1},
+        )
+    page.wait_for_selector("#job-training-text:has-text('phase 1 (full), epoch 1 of 1')")
+    bar = page.locator("#job-training [role=progressbar]")
+    assert bar.get_attribute("aria-valuenow") is None  # unknown, not 100%
+    assert "indeterminate" in (bar.get_attribute("class") or "")
+    assert page.get_attribute("#job-overall [role=progressbar]", "aria-valuenow") == "0"
     assert page.locator("#flops-hist rect.bar").count() == 3
 
     # Searching: candidates (one with no accuracy at all, one infeasible) and a front.
@@ -133,6 +151,9 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
         store_front(s, jid, ids[:2], hypervolume=0.41, evaluations=6, source="predicted")
     page.wait_for_selector("#pareto-plot svg .point.pareto")
     page.wait_for_function("document.querySelectorAll('#pareto-plot .point').length === 5")
+    # Searching is the third of five stages, 6 of 20 evaluated: (2 + 0.3) / 5 of the job.
+    assert page.get_attribute("#job-overall [role=progressbar]", "aria-valuenow") == "46"
+    assert page.get_attribute("#job-training [role=progressbar]", "aria-valuenow") == "100"
     assert page.locator("#pareto-plot .point.pareto").count() == 2
     assert page.locator("#pareto-plot .point.infeasible").count() == 1
     assert page.locator("#pareto-plot .point.predicted").count() == 1
@@ -141,7 +162,7 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
     assert page.locator("#hv-plot svg path.series[data-name='predicted']").count() == 1
     page.hover(f"#pareto-plot .point[data-id='{ids[1]}']")
     tip = page.inner_text("#pareto-plot .tooltip")
-    assert "d2-w64" in tip and "0.83" in tip and "16000" in tip
+    assert "d2-w64" in tip and "0.83" in tip and "16,000" in tip
     screenshot(page, "job-running.png")
 
     # Download: the export is requested (202, the page keeps retrying), then made by the worker.
@@ -178,8 +199,9 @@ def test_the_job_page_follows_a_running_job_and_its_buttons_act(
     page.select_option("#pareto-x", "params")
     assert page.locator("#pareto-plot .point").count() == 5
 
-    # Cancel: the API flags the running job; the worker honours it.
+    # Cancel, once confirmed: the API flags the running job; the worker honours it.
     page.click("#cancel-job")
+    page.click("#confirm-yes")
     page.wait_for_selector("#events li[data-kind='cancel_requested']")
     assert page.is_disabled("#cancel-job")
     with db.transaction() as s:

@@ -8,8 +8,11 @@ Also ``run_export``: produce one export a user asked for (any candidate, any for
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -21,13 +24,106 @@ from nas_service.db import datasets as dataset_repo
 from nas_service.db import devices as device_repo
 from nas_service.db.queries import get_candidate
 from nas_service.domain import JobSpec, JobStatus
+from nas_service.services.job_files import log_path
 from nas_service.settings import Settings
 from workers.pipeline import DataRef, DeviceInfo, Engine, JobCancelled, JobInputs, run_pipeline
 from workers.pipeline.export import export_metadata, export_name
+from workers.pipeline.records import EpochReport, Progress
+from workers.pipeline.sink import ArtifactRecord
 from workers.pipeline.work.export import write_export
 from workers.runtime.db_sink import DbSink, JobLost, to_record
 
 log = logging.getLogger(__name__)
+# The job's log (GET /jobs/{id}/logs): what these loggers record while the job runs here.
+JOB_LOGGERS = ("workers", "nas_service")
+
+
+class _UTCFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        t = time.gmtime(record.created)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(record.msecs):03d}Z"
+
+
+@contextmanager
+def job_log(settings: Settings, job_id: uuid.UUID) -> Iterator[Path]:
+    """Append this process's ``workers`` and ``nas_service`` log records (INFO and up) to the
+    job's ``job.log`` in its run directory while the job runs here."""
+    path = log_path(settings, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(_UTCFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(n) for n in JOB_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        if lg.getEffectiveLevel() > logging.INFO:
+            lg.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+        handler.close()
+
+
+def _numbers(metrics: Mapping[str, Any], limit: int = 8) -> str:
+    """The epoch's numbers as ``name value`` (nested ones dotted), losses and accuracies first."""
+    flat: list[tuple[str, float]] = []
+
+    def walk(prefix: str, m: Mapping[str, Any]) -> None:
+        for k, v in m.items():
+            name = f"{prefix}{k}"
+            if isinstance(v, Mapping):
+                walk(name + ".", v)
+            elif isinstance(v, int | float) and not isinstance(v, bool):
+                flat.append((name, v))
+
+    walk("", metrics)
+    first = [x for x in flat if "loss" in x[0] or "accuracy" in x[0]]
+    rest = [x for x in flat if x not in first]
+    return ", ".join(f"{k} {v:.4g}" for k, v in (first + rest)[:limit])
+
+
+class LoggedSink(DbSink):
+    """The DB sink, also writing what the job does to the job's log: stage changes, epochs,
+    fronts, exports, events."""
+
+    def report_stage(self, progress: Progress) -> None:
+        if progress.stage != self._stage:
+            log.info("stage %s: %s", progress.stage, progress.to_json())
+        super().report_stage(progress)
+
+    def add_epoch(self, report: EpochReport) -> None:
+        of = f"/{report.epochs}" if report.epochs else ""
+        log.info(
+            "training %s epoch %d%s%s%s",
+            report.phase,
+            report.epoch,
+            of,
+            f" (resumed from {report.resumed_from})" if report.resumed_from else "",
+            f": {_numbers(report.metrics)}" if report.metrics else "",
+        )
+        super().add_epoch(report)
+
+    def add_event(self, kind: str, message: str, data: Mapping[str, Any]) -> None:
+        log.info("%s: %s", kind, message)
+        super().add_event(kind, message, data)
+
+    def set_pareto(self, device: str, genotypes: Sequence[str], hypervolume: float | None) -> None:
+        hv = "" if hypervolume is None else f", hypervolume {hypervolume:.6g}"
+        log.info("front on %s: %d subnets%s", device, len(genotypes), hv)
+        super().set_pareto(device, genotypes, hypervolume)
+
+    def add_artifact(self, artifact: ArtifactRecord) -> None:
+        log.info(
+            "stored %s of candidate %s (%d bytes)",
+            artifact.kind,
+            artifact.candidate_id,
+            artifact.size_bytes,
+        )
+        super().add_artifact(artifact)
 
 
 def runs_dir(settings: Settings) -> Path:
@@ -104,7 +200,11 @@ def run_job(
     jid = uuid.UUID(str(job_id))
     db = Database(settings.database_url)
     try:
-        return _run(db, settings, jid, worker_id, engine)
+        with job_log(settings, jid):
+            log.info("job %s: claimed by worker %s", jid, worker_id)
+            outcome = _run(db, settings, jid, worker_id, engine)
+            log.info("job %s: %s", jid, outcome)
+            return outcome
     finally:
         db.dispose()
 
@@ -118,7 +218,16 @@ def _run(
         engine = RayEngine()
     try:
         inputs, owner = resolve_inputs(db, settings, jid)
-        sink = DbSink(db, jid, owner, worker_id)
+        spec = inputs.spec
+        log.info(
+            "space %s, dataset %s, %s search of %d, devices %s",
+            spec.space.id,
+            spec.dataset.name or spec.dataset.id,
+            spec.search.algorithm,
+            spec.search.budget,
+            ", ".join(spec.devices),
+        )
+        sink = LoggedSink(db, jid, owner, worker_id)
         result = run_pipeline(inputs, sink, engine)
     except JobLost:
         log.warning("job %s: claim lost; stopping without touching it", jid)

@@ -1,4 +1,5 @@
-// Fetch wrapper for /api/v1: Bearer key from sessionStorage, problem+json errors, ETags.
+// Fetch wrapper for /api/v1: Bearer key kept in localStorage (shared by every tab of this
+// origin; signing out in one tab signs out all), problem+json errors, ETags, cursor paging.
 
 const PREFIX = "/api/v1";
 const KEY_NAME = "nas.apiKey";
@@ -15,13 +16,30 @@ export class ApiError extends Error {
   }
 }
 
+function store() {
+  try {
+    return window.localStorage;
+  } catch (_) {
+    return window.sessionStorage;  // storage disabled for this origin: this tab only
+  }
+}
+
 export function getKey() {
-  return sessionStorage.getItem(KEY_NAME);
+  return store().getItem(KEY_NAME);
 }
 
 export function setKey(key) {
-  if (key) sessionStorage.setItem(KEY_NAME, key);
-  else sessionStorage.removeItem(KEY_NAME);
+  if (key) store().setItem(KEY_NAME, key);
+  else store().removeItem(KEY_NAME);
+  // An older page version kept the key per tab: never leave a copy behind there.
+  try { sessionStorage.removeItem(KEY_NAME); } catch (_) { /* no storage */ }
+}
+
+// Calls fn(newKey) when another tab signs in or out.
+export function onKeyChange(fn) {
+  window.addEventListener("storage", (ev) => {
+    if (ev.key === KEY_NAME || ev.key === null) fn(getKey());
+  });
 }
 
 async function problemOf(response) {
@@ -35,12 +53,15 @@ async function problemOf(response) {
 }
 
 // quiet: a 401 is the caller's business (sign-in) rather than a reason to sign out.
+// body: a plain object is sent as JSON; a FormData as multipart (the browser sets the boundary).
 export async function request(method, path, { body, headers = {}, raw = false, quiet = false } = {}) {
   const h = { Accept: "application/json", ...headers };
   const key = getKey();
   if (key) h.Authorization = `Bearer ${key}`;
   const init = { method, headers: h };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
     h["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -69,9 +90,44 @@ export function itemsOf(page) {
   return [];
 }
 
-export function nextCursorOf(page) {
+// The query string that fetches the page after `page`, or null at the end. The API pages by
+// an opaque `next_cursor` (?cursor=); the older `next_offset` / `next_after` are read too.
+export function nextQueryOf(page) {
   if (!page || typeof page !== "object" || Array.isArray(page)) return null;
-  return page.next_cursor || page.next || null;
+  if (typeof page.next_cursor === "string" && page.next_cursor) return { cursor: page.next_cursor };
+  if (Number.isFinite(page.next_offset)) return { offset: String(page.next_offset) };
+  return null;
+}
+
+export function nextCursorOf(page) {
+  const q = nextQueryOf(page);
+  return q && q.cursor ? q.cursor : null;
+}
+
+export function withQuery(path, params) {
+  const [base, qs] = path.split("?");
+  const q = new URLSearchParams(qs || "");
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v === undefined || v === null) q.delete(k);
+    else q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `${base}?${s}` : base;
+}
+
+// Every item of a paged list: follows next_cursor until the end (at most maxPages pages).
+// Returns {items, complete}: complete is false when it stopped at maxPages.
+export async function getAll(path, { maxPages = 50 } = {}) {
+  let items = [];
+  let url = path;
+  for (let i = 0; i < maxPages; i += 1) {
+    const page = await get(url);
+    items = items.concat(itemsOf(page));
+    const next = nextQueryOf(page);
+    if (!next) return { items, complete: true };
+    url = withQuery(path, next);
+  }
+  return { items, complete: false };
 }
 
 // GET with If-None-Match; returns {changed, data, etag}.
@@ -83,7 +139,7 @@ export async function getWithEtag(path, etag) {
 }
 
 // Download an exported subnet; the server answers 202 + Retry-After while it is being made.
-export async function downloadSubnet(candidateId, format, onWaiting) {
+export async function downloadSubnet(candidateId, format, onWaiting, suffix) {
   const path = `/candidates/${encodeURIComponent(candidateId)}/subnet?format=${encodeURIComponent(format)}`;
   for (let attempt = 0; attempt < 600; attempt += 1) {
     const response = await request("GET", path, { raw: true, headers: { Accept: "*/*" } });
@@ -95,7 +151,7 @@ export async function downloadSubnet(candidateId, format, onWaiting) {
     }
     const blob = await response.blob();
     const name = filenameOf(response.headers.get("Content-Disposition"))
-      || `subnet-${candidateId}.${{ weights: "pt", torchscript: "ts.pt", onnx: "onnx" }[format] || format}`;
+      || `subnet-${candidateId}.${suffix || format}`;
     const url = URL.createObjectURL(blob);
     const a = document.createElement("a");
     a.href = url;
@@ -113,4 +169,39 @@ function filenameOf(disposition) {
   if (!disposition) return null;
   const m = /filename="?([^";]+)"?/i.exec(disposition);
   return m ? m[1].split(/[\\/]/).pop() : null;
+}
+
+// Follows an append-only list (events, epoch metrics) across polls: each poll asks from the
+// last cursor the server gave (the page it ended on, again) and keeps only rows not seen yet,
+// by key. `after(lastKey)` adds the older API's ?after= as well; a server that pages by
+// cursor ignores it, one that does not ignores the cursor.
+export class Tail {
+  constructor(path, keyOf, afterParam) {
+    this.path = path;
+    this.keyOf = keyOf;
+    this.afterParam = afterParam;
+    this.cursor = null;
+    this.seen = new Set();
+    this.last = null;
+  }
+
+  async poll({ maxPages = 20 } = {}) {
+    const fresh = [];
+    for (let i = 0; i < maxPages; i += 1) {
+      const params = { cursor: this.cursor };
+      if (this.afterParam && this.last !== null) params[this.afterParam] = this.last;
+      const page = await get(withQuery(this.path, params));
+      for (const item of itemsOf(page)) {
+        const k = this.keyOf(item);
+        if (this.seen.has(k)) continue;
+        this.seen.add(k);
+        fresh.push(item);
+        if (typeof k === "number" && (this.last === null || k > this.last)) this.last = k;
+      }
+      const next = nextCursorOf(page);
+      if (!next || next === this.cursor) break;
+      this.cursor = next;
+    }
+    return fresh;
+  }
 }

@@ -1,10 +1,12 @@
-// Entry point: hash routes #/jobs, #/jobs/<id>, #/new; sign-in when no key is stored.
+// Entry point: hash routes #/jobs, #/jobs/<id>, #/new, #/compare?jobs=a,b; sign-in when no
+// key is stored. The key is shared by every tab; signing in or out in one tab does it in all.
 
-import { ApiError, get, getKey, itemsOf, request, setKey } from "./api.js";
+import { ApiError, get, getKey, itemsOf, nextCursorOf, onKeyChange, request, setKey, withQuery } from "./api.js";
 import { badge, h, progressCell, stageLabel, TERMINAL, when } from "./dom.js";
 import { renderJob } from "./job.js";
 import { renderForm } from "./form.js";
 import { loadCatalog } from "./catalog.js";
+import { compareIds, renderCompare } from "./compare.js";
 
 const view = document.getElementById("view");
 let cleanup = null;
@@ -35,40 +37,94 @@ function renderLogin(message) {
   return null;
 }
 
+const PAGE = 50;
+
 function renderList() {
   const body = h("tbody", { id: "jobs-body" });
   const error = h("div", { class: "error-box" });
+  const picked = new Set();
+  const compare = h("a", { class: "button disabled", id: "compare-jobs", href: "#/jobs", "aria-disabled": "true" },
+    "Compare fronts");
+  const more = h("button", { type: "button", class: "secondary", id: "jobs-more", hidden: true }, "Load more");
   const table = h("table", { class: "data", id: "jobs-table" },
-    h("thead", {}, h("tr", {}, ["Name", "Status", "Stage", "Progress", "Created", "Id"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["", "Name", "Status", "Stage", "Progress", "Created", "Id"].map((t) => h("th", {}, t)))),
     body);
-  const empty = h("p", { class: "muted", id: "jobs-empty", hidden: true }, "No jobs yet. ",
-    h("a", { href: "#/new" }, "Submit one."));
+  const empty = h("div", { class: "empty-state", id: "jobs-empty", hidden: true },
+    h("p", {}, "No jobs yet."), h("a", { class: "button", href: "#/new" }, "Submit your first job"));
   view.replaceChildren(h("section", { class: "card" },
-    h("div", { class: "controls" }, h("h1", {}, "Jobs"), h("a", { class: "button", href: "#/new" }, "New job")),
-    error, table, empty));
+    h("div", { class: "controls" }, h("h1", {}, "Jobs"), h("a", { class: "button", href: "#/new" }, "New job"), compare,
+      h("span", { class: "muted", id: "compare-hint" }, "tick two or more jobs to compare their fronts")),
+    error, h("div", { class: "table-wrap" }, table), empty, more));
   let timer = null;
   let stopped = false;
+  let pages = 1;
+  let nextCursor = null;
+
+  function updateCompare() {
+    const ids = [...picked];
+    const ok = ids.length >= 2;
+    compare.classList.toggle("disabled", !ok);
+    compare.setAttribute("aria-disabled", String(!ok));
+    compare.href = ok ? `#/compare?jobs=${ids.join(",")}` : "#/jobs";
+    compare.textContent = ok ? `Compare fronts (${ids.length})` : "Compare fronts";
+  }
+  compare.addEventListener("click", (ev) => { if (picked.size < 2) ev.preventDefault(); });
+
+  async function load() {
+    let jobs = [];
+    let cursor = null;
+    for (let i = 0; i < pages; i += 1) {
+      const page = await get(withQuery(`/jobs?limit=${PAGE}`, { cursor }));
+      jobs = jobs.concat(itemsOf(page));
+      cursor = nextCursorOf(page);
+      if (!cursor) break;
+    }
+    nextCursor = cursor;
+    return jobs;
+  }
+
   async function refresh() {
+    clearTimeout(timer);
     try {
-      const jobs = itemsOf(await get("/jobs?limit=100"));
+      const jobs = await load();
+      if (stopped) return;
       error.textContent = "";
-      body.replaceChildren(...jobs.map((j) => h("tr", { "data-job-id": j.id },
-        h("td", {}, h("a", { href: `#/jobs/${j.id}` }, j.name || j.id)),
-        h("td", {}, badge(j.status, j.outcome)),
-        h("td", {}, stageLabel(j)),
-        h("td", {}, progressCell(j)),
-        h("td", {}, when(j.created_at)),
-        h("td", { class: "muted arch" }, String(j.id)))));
+      body.replaceChildren(...jobs.map((j) => {
+        const box = h("input", { type: "checkbox", class: "compare-pick", "data-job-id": j.id,
+          "aria-label": `compare ${j.name || j.id}`, checked: picked.has(String(j.id)) });
+        box.addEventListener("change", () => {
+          if (box.checked) picked.add(String(j.id)); else picked.delete(String(j.id));
+          updateCompare();
+        });
+        return h("tr", { "data-job-id": j.id },
+          h("td", {}, box),
+          h("td", {}, h("a", { href: `#/jobs/${j.id}` }, j.name || j.id)),
+          h("td", {}, badge(j.status, j.outcome)),
+          h("td", { class: "stage" }, stageLabel(j)),
+          h("td", {}, progressCell(j)),
+          h("td", {}, when(j.created_at)),
+          h("td", { class: "muted arch" }, String(j.id)));
+      }));
       empty.hidden = jobs.length > 0;
+      more.hidden = !nextCursor;
       const active = jobs.some((j) => !TERMINAL.has(j.status));
       if (!stopped) timer = setTimeout(refresh, active ? 2000 : 8000);
     } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return;
       error.textContent = String(e.message || e);
       if (!stopped) timer = setTimeout(refresh, 5000);
     }
   }
+  more.addEventListener("click", () => { pages += 1; refresh(); });
   refresh();
   return () => { stopped = true; clearTimeout(timer); };
+}
+
+function renderNotFound(hash) {
+  view.replaceChildren(h("section", { class: "card empty-state", id: "page-not-found" },
+    h("h1", {}, "Page not found"), h("p", {}, "Nothing lives at ", h("code", {}, hash), "."),
+    h("a", { class: "button", href: "#/jobs" }, "Back to the jobs")));
+  return null;
 }
 
 async function route() {
@@ -93,8 +149,9 @@ async function route() {
     renderForm(view).catch((e) => {
       view.replaceChildren(h("div", { class: "error-box" }, `Could not load the catalog: ${e.message || e}`));
     });
-  }
-  else cleanup = renderList();
+  } else if (hash === "#/compare" || hash.startsWith("#/compare?")) cleanup = renderCompare(view, compareIds(hash));
+  else if (hash === "#/jobs" || hash === "#/" || hash === "#") cleanup = renderList();
+  else cleanup = renderNotFound(hash);
 }
 
 document.getElementById("sign-out").addEventListener("click", () => {
@@ -106,6 +163,13 @@ document.addEventListener("nas:unauthorized", () => {
   setKey(null);
   if (cleanup) cleanup();
   cleanup = renderLogin("Your key was rejected; sign in again.");
+});
+// Another tab signed in or out: follow it.
+onKeyChange((key) => {
+  if (!key) {
+    if (cleanup) cleanup();
+    cleanup = renderLogin("Signed out (in another tab).");
+  } else route();
 });
 window.addEventListener("hashchange", route);
 route();

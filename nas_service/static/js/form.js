@@ -1,7 +1,7 @@
 // Submit-job form. The API is the validator: its 422 errors [{field, reason}] are shown next to
 // the matching inputs (field paths such as "search.objectives[1].bound").
 
-import { ApiError, get, itemsOf, post } from "./api.js";
+import { ApiError, get, itemsOf, post, request } from "./api.js";
 import { entries, loadCatalog, names } from "./catalog.js";
 import { h } from "./dom.js";
 
@@ -106,7 +106,51 @@ export async function renderForm(view) {
   const space = select(names(catalog, "space"), "mlp");
   const spaceOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
   const dataset = select(names(catalog, "dataset", (e) => e.builtin), "digits");
-  const datasetId = h("input", { type: "text", placeholder: "uploaded dataset id (optional)" });
+  // Uploaded datasets: picked from this key's list, or uploaded here (formats from the catalog).
+  const datasetId = h("select", { id: "dataset-id" }, h("option", { value: "" }, "— none: use the built-in dataset —"));
+  const uploadFormats = entries(catalog, "dataset").filter((e) => !e.builtin && e.suffix);
+  const file = h("input", { type: "file", id: "dataset-file", accept: uploadFormats.map((e) => e.suffix).join(",") });
+  const uploadName = h("input", { type: "text", id: "dataset-name", placeholder: "name (default: the file name)" });
+  const uploadButton = h("button", { type: "button", class: "secondary small", id: "upload-dataset" }, "Upload");
+  const uploadNote = h("div", { class: "muted", id: "upload-status", "aria-live": "polite" });
+  const uploadError = h("div", { class: "field-error", "data-error-for": "upload" });
+  const describe = (d) => {
+    const info = d.info || {};
+    const facts = Object.entries(info).filter(([, v]) => ["number", "string"].includes(typeof v)
+      || (Array.isArray(v) && v.every((x) => typeof x === "number")))
+      .slice(0, 5).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("×") : typeof v === "number" ? v.toLocaleString() : v}`);
+    return `${d.name} (${d.format}${facts.length ? `; ${facts.join(", ")}` : ""})`;
+  };
+  const addDataset = (d) => {
+    if ([...datasetId.options].some((o) => o.value === String(d.id))) return;
+    datasetId.appendChild(h("option", { value: d.id }, describe(d)));
+  };
+  get("/datasets").then((page) => itemsOf(page).forEach(addDataset)).catch(() => {});
+  uploadButton.addEventListener("click", async () => {
+    uploadError.textContent = "";
+    if (!file.files.length) {
+      uploadError.textContent = `choose a file first (${uploadFormats.map((e) => `${e.suffix}: ${e.name}`).join(", ")})`;
+      return;
+    }
+    const data = new FormData();
+    data.append("file", file.files[0]);
+    if (uploadName.value.trim()) data.append("name", uploadName.value.trim());
+    uploadButton.disabled = true;
+    uploadNote.textContent = `uploading ${file.files[0].name} (${file.files[0].size.toLocaleString()} bytes)…`;
+    try {
+      const d = await request("POST", "/datasets", { body: data });
+      addDataset(d);
+      datasetId.value = String(d.id);
+      uploadNote.textContent = `uploaded: ${describe(d)}; the job will use it`;
+      uploadNote.dataset.datasetId = d.id;
+    } catch (e) {
+      uploadNote.textContent = "";
+      uploadError.textContent = e instanceof ApiError && e.fieldErrors.length
+        ? e.fieldErrors.map((x) => `${x.field}: ${x.reason}`).join("; ") : String(e.message || e);
+    } finally {
+      uploadButton.disabled = false;
+    }
+  });
   const datasetOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
   const preset = select(names(catalog, "training_preset"), "tiny");
   const epochs = h("input", { type: "text", inputmode: "decimal", value: "1" });
@@ -134,7 +178,13 @@ export async function renderForm(view) {
       field("Space options (JSON)", "space.options", spaceOptions, "e.g. {\"resolutions\": [8]}")),
     h("h2", {}, "Dataset"),
     h("div", { class: "row" }, field("Built-in dataset", "dataset.name", dataset),
-      field("or uploaded dataset id", "dataset.id", datasetId),
+      field("or an uploaded dataset", "dataset.id", datasetId)),
+    h("div", { class: "row upload-row" },
+      h("div", {}, h("label", { for: "dataset-file" }, "Upload a dataset"), file,
+        h("div", { class: "muted" }, uploadFormats.map((e) => `${e.suffix}: ${e.summary}`).join(" · "))),
+      h("div", {}, h("label", { for: "dataset-name" }, "Its name"), uploadName),
+      h("div", {}, h("label", {}, "\u00a0"), uploadButton, uploadNote, uploadError)),
+    h("div", { class: "row" },
       field("Dataset options (JSON)", "dataset.options", datasetOptions,
         "e.g. {\"val_fraction\": 0.25}")),
     h("h2", {}, "Training"),
@@ -170,7 +220,7 @@ export async function renderForm(view) {
     const num = (s) => (s.trim() === "" || Number.isNaN(Number(s)) ? s.trim() : Number(s));
     const spec = {
       space: { id: space.value, options },
-      dataset: { ...(datasetId.value.trim() ? { id: datasetId.value.trim() } : { name: dataset.value }),
+      dataset: { ...(datasetId.value ? { id: datasetId.value } : { name: dataset.value }),
         options: dataOptions },
       training: { preset: preset.value, epochs_scale: num(epochs.value), sampler: sampler.value },
       search: { algorithm: algorithm.value, budget: num(budget.value), options: algoOptions,

@@ -1,9 +1,11 @@
 // Job page: header with status and actions, Pareto panel, training curves, sampled-FLOPs
 // histogram, event log. Polls without reloading and stops once the job has ended.
 
-import { ApiError, get, itemsOf, post } from "./api.js";
+import { ApiError, get, post, Tail } from "./api.js";
 import { binValues, histogram, isNum, lines } from "./charts.js";
-import { badge, h, progressCell, STAGES, stageLabel, TERMINAL, when } from "./dom.js";
+import { badge, confirmDialog, h, overallFraction, progressBar, STAGES, stageFraction, stageLabel,
+  TERMINAL, trainingProgress, when } from "./dom.js";
+import { num, seconds } from "./format.js";
 import { ensureCatalog, ParetoPanel } from "./pareto.js";
 
 const POLL_MS = 1500;
@@ -35,8 +37,10 @@ export function flatMetrics(m, prefix = "", out = {}) {
   return out;
 }
 
-// Bookkeeping counters the trainer reports alongside the metrics: not curves.
-const NOT_CURVES = new Set(["phase_index", "epochs", "epoch", "step", "global_step", "rollbacks"]);
+// Bookkeeping the trainer reports alongside the metrics (schedule position, counters, the
+// process id, timings): not curves.
+const NOT_CURVES = new Set(["phase_index", "epochs", "epoch", "step", "global_step", "global_epoch",
+  "total_epochs", "rollbacks", "worker_pid", "seconds", "resumed_from"]);
 
 // "losses.largest" -> group "losses", series "largest";
 // "accuracy.smallest.accuracy" -> group "accuracy.accuracy", series "smallest".
@@ -72,7 +76,7 @@ function stageText(job) {
   const parts = [];
   for (const [k, v] of Object.entries(p)) {
     if (k === "stage") continue;
-    if (isNum(v)) parts.push(`${k} ${Number.isInteger(v) ? v : v.toPrecision(4)}`);
+    if (isNum(v)) parts.push(`${k} ${num(v)}`);
     else if (typeof v === "string") parts.push(`${k} ${v}`);
   }
   return parts.join(" · ");
@@ -82,7 +86,11 @@ export function renderJob(view, jobId) {
   const title = h("h1", { id: "job-title" }, jobId);
   const status = h("span", { id: "job-status" });
   const stage = h("span", { id: "job-stage" });
+  const overall = h("span", { id: "job-overall" });
   const progress = h("span", { id: "job-progress" });
+  const training = h("span", { id: "job-training" });
+  const trainingText = h("span", { id: "job-training-text", class: "muted" });
+  const phaseList = h("ol", { id: "job-phases", class: "phases" });
   const details = h("span", { id: "job-details", class: "muted" });
   const timings = h("dl", { class: "kv", id: "job-timings" });
   const error = h("div", { class: "error-box", id: "job-error" });
@@ -90,28 +98,33 @@ export function renderJob(view, jobId) {
   const retry = h("button", { type: "button", class: "secondary", id: "retry-job", disabled: true }, "Retry");
   const pollNote = h("span", { class: "muted", id: "poll-state" }, "live");
   const pareto = new ParetoPanel(jobId);
-  const metricSel = h("select", { id: "metric-key" });
+  const metricSel = h("select", { id: "metric-key", "aria-label": "curve" });
   const curves = h("div", { class: "chart", id: "curves-plot" });
   const hist = h("div", { class: "chart", id: "flops-hist" });
   const events = h("ul", { id: "events" });
+  const metricTail = new Tail(`/jobs/${jobId}/metrics?limit=500`, (r) => r.seq, "after");
+  const eventTail = new Tail(`/jobs/${jobId}/events?limit=200`, (e) => e.id, "after");
   let metrics = [];
-  let lastSeq = null;
   let eventList = [];
-  let lastEvent = 0;
   let job = null;
   let timer = null;
   let stopped = false;
 
-  view.replaceChildren(
+  const stageRow = h("div", { class: "controls", id: "job-stage-row" },
+    h("span", {}, "stage: ", stage), h("span", { class: "muted" }, "this stage "), progress, details);
+  const content = h("div", { id: "job-content" },
     h("section", { class: "card" },
       h("div", { class: "controls" }, title, status, h("span", { class: "actions" }, cancel, retry), pollNote),
-      h("div", { class: "controls" }, h("span", {}, "stage: ", stage), progress, details),
-      error, timings),
+      h("div", { class: "progress-grid" },
+        h("span", { class: "muted" }, "whole job"), overall,
+        h("span", { class: "muted" }, "training (all phases)"), h("span", {}, training, " ", trainingText)),
+      phaseList, stageRow, error, timings),
     pareto.element,
     h("div", { class: "grid2" },
       h("section", { class: "card" }, h("div", { class: "controls" }, h("h2", {}, "Training curves"), metricSel), curves),
       h("section", { class: "card" }, h("h2", {}, "Sampled FLOPs (latest epoch)"), hist)),
     h("section", { class: "card" }, h("h2", {}, "Events"), h("div", { class: "events" }, events)));
+  view.replaceChildren(content);
 
   metricSel.addEventListener("change", drawCurves);
 
@@ -123,26 +136,51 @@ export function renderJob(view, jobId) {
       schedule(0);
     } catch (e) {
       error.textContent = e instanceof ApiError ? e.message : String(e);
+      button.disabled = false;
     }
   }
-  cancel.addEventListener("click", () => act(cancel, `/jobs/${jobId}/cancel`));
+  cancel.addEventListener("click", async () => {
+    const ok = await confirmDialog({
+      title: "Cancel this job?",
+      message: `“${(job && job.name) || jobId}” stops ${job && job.status === "running" ? "within seconds; what it trained is kept for a retry" : "before it starts"}.`,
+      confirm: "Cancel job", cancel: "Keep it running" });
+    if (ok) act(cancel, `/jobs/${jobId}/cancel`);
+  });
   retry.addEventListener("click", () => act(retry, `/jobs/${jobId}/retry`));
+
+  function showNotFound() {
+    stopped = true;
+    clearTimeout(timer);
+    view.replaceChildren(h("section", { class: "card empty-state", id: "job-not-found" },
+      h("h1", {}, "Job not found"),
+      h("p", {}, "There is no job ", h("code", {}, jobId), " for this key: it may have been deleted, or it belongs to another key."),
+      h("a", { class: "button", href: "#/jobs" }, "Back to the jobs")));
+  }
 
   function drawHeader() {
     title.textContent = job.name || job.id;
     status.replaceChildren(badge(job.status, job.outcome));
     stage.textContent = stageLabel(job);
-    progress.replaceChildren(progressCell(job));
+    overall.replaceChildren(progressBar(overallFraction(job), "whole job"));
+    const tp = trainingProgress(job, metrics);
+    training.replaceChildren(progressBar(tp.fraction === null ? NaN : tp.fraction, "training"));
+    trainingText.textContent = tp.text;
+    phaseList.replaceChildren(...tp.phases.map((ph) => h("li", { "data-phase": ph.name,
+      class: ph.epochs && ph.done >= ph.epochs ? "done" : "current" },
+    `${ph.name}: ${ph.done} of ${ph.epochs ?? "?"} epoch${ph.epochs === 1 ? "" : "s"}`)));
+    // The current stage's bar is for a running job only: a finished job has no stage.
+    stageRow.hidden = job.status !== "running";
+    progress.replaceChildren(progressBar(stageFraction(job), "this stage"));
     details.textContent = job.status === "running" ? stageText(job) : "";
     error.textContent = job.error || "";
     cancel.disabled = !["queued", "running"].includes(job.status) || job.cancel_requested === true;
     retry.disabled = !["failed", "cancelled"].includes(job.status);
     const t = job.timings && typeof job.timings === "object" ? job.timings : {};
     const rows = [["created", when(job.created_at)], ["started", when(job.started_at)],
-      ["finished", when(job.finished_at)], ["attempt", job.attempt ?? "—"]];
-    if (isNum(job.elapsed_s)) rows.push(["elapsed (s)", job.elapsed_s.toFixed(1)]);
-    for (const s of STAGES) if (isNum(t[s])) rows.push([`${s} (s)`, t[s].toFixed(1)]);
-    for (const [k, v] of Object.entries(t)) if (!STAGES.includes(k) && isNum(v)) rows.push([k, v.toFixed(1)]);
+      ["finished", when(job.finished_at)], ["attempt", job.attempt ?? "—"], ["space", job.space_id || "—"]];
+    if (isNum(job.elapsed_s)) rows.push(["elapsed", seconds(job.elapsed_s)]);
+    for (const st of STAGES) if (isNum(t[st])) rows.push([`${st}`, seconds(t[st])]);
+    for (const [k, v] of Object.entries(t)) if (!STAGES.includes(k) && isNum(v)) rows.push([k, seconds(v)]);
     timings.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
   }
 
@@ -176,22 +214,19 @@ export function renderJob(view, jobId) {
       job = await get(`/jobs/${jobId}`);
       await ensureCatalog();  // the objective list and labels come from the catalog
       pareto.setJob(job);
-      drawHeader();
-      const q = lastSeq === null ? "" : `?after=${lastSeq}`;
-      const fresh = itemsOf(await get(`/jobs/${jobId}/metrics${q}`));
+      const fresh = await metricTail.poll();
       if (fresh.length) {
-        metrics = metrics.concat(fresh.map((r) => ({ ...r, flat: flatMetrics(r.metrics) })));
-        const seqs = fresh.map((r) => r.seq).filter(isNum);
-        if (seqs.length) lastSeq = Math.max(lastSeq ?? -Infinity, ...seqs);
+        metrics = metrics.concat(fresh.map((r) => ({ ...r, flat: flatMetrics(r.metrics) })))
+          .sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
         drawCurves();
       } else if (!curves.firstChild) {
         drawCurves();
       }
+      drawHeader();
       await pareto.refresh();
-      const newEvents = itemsOf(await get(`/jobs/${jobId}/events?after=${lastEvent}`));
+      const newEvents = await eventTail.poll();
       if (newEvents.length) {
-        eventList = eventList.concat(newEvents);
-        lastEvent = Math.max(lastEvent, ...newEvents.map((e) => e.id).filter(isNum));
+        eventList = eventList.concat(newEvents).sort((a, b) => (a.id ?? 0) - (b.id ?? 0));
         drawEvents(eventList);
       }
       if (TERMINAL.has(job.status)) {
@@ -201,12 +236,13 @@ export function renderJob(view, jobId) {
         return;
       }
       pollNote.textContent = "live";
+      delete pollNote.dataset.stopped;
     } catch (e) {
-      if (e instanceof ApiError && e.status === 404) {
-        error.textContent = "No such job (or it belongs to another key).";
-        stopped = true;
+      if (e instanceof ApiError && (e.status === 404 || e.status === 422)) {
+        showNotFound();  // an unknown (or malformed) id: nothing to poll for
         return;
       }
+      if (e instanceof ApiError && e.status === 401) return;  // signed out
       pollNote.textContent = `retrying: ${e.message || e}`;
     }
     schedule(POLL_MS);
