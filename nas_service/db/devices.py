@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from nas_service.db.dialect import insert_for
 from nas_service.db.models import Device, Job
+from nas_service.domain.states import TERMINAL
 
 
 def list_devices(s: Session, *, after: str | None = None, limit: int | None = None) -> list[Device]:
@@ -66,5 +67,5 @@ def upsert_device(
 
 def active_jobs_targeting(s: Session, device: str) -> list[str]:
     """Ids of the queued or running jobs whose spec names ``device``."""
-    q = select(Job.id, Job.spec).where(Job.status.in_(("queued", "running")))
+    q = select(Job.id, Job.spec).where(Job.status.not_in([str(t) for t in TERMINAL]))
     return [str(i) for i, spec in s.execute(q) if device in (spec or {}).get("devices", [])]

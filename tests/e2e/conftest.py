@@ -251,3 +251,32 @@ def finished_jobs(e2e_settings: Settings, live_server: str, e2e_db: Database) ->
     bad = {n: s.get("error") for n, s in states.items() if s["status"] != "succeeded"}
     assert not bad, f"shared jobs failed: {bad}"
     return {"key": key, **ids}
+
+
+# A small vision transformer among the shared jobs (``finished_jobs["vit"]``): two widths,
+# one or two layers of one or two heads, so it runs about as fast as the mbv3 one. The patch,
+# the stem and the head width are stated, so the dashboard can draw the token grid from the
+# job's spec; the pooling is left to the fit (the view says it was set from the data).
+SHARED_SPECS["vit"] = {
+    "name": "vit on digits",
+    "space": {
+        "id": "vit",
+        "options": {
+            "embed_dims": [16, 32],
+            "depths": [1, 2],
+            "heads": [1, 2],
+            "mlp_ratios": [2, 3],
+            "head_dim": 8,
+            "patch_size": 2,
+            "stem_channels": 8,
+            "stem_stride": 1,
+        },
+    },
+    "dataset": {"name": "digits"},
+    "training": {"preset": "tiny", "epochs_scale": 0.4},
+    "search": {
+        "algorithm": "evolution",
+        "budget": 8,
+        "objectives": [{"name": "accuracy"}, {"name": "flops"}],
+    },
+}

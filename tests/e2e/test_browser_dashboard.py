@@ -2,10 +2,12 @@
 dispatcher ran (``finished_jobs``, shared by the session): exact numbers, the table of every
 candidate (sort, filter, pages), a candidate's details with its architecture and downloads,
 comparing fronts, dataset upload, progress across phases, empty and not-found states, the key
-across tabs, cancel confirmation and a narrow screen."""
+across tabs, cancel confirmation, the vit architecture view, deleting jobs and datasets (and
+what the server refuses) and a narrow screen."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -436,3 +438,199 @@ def test_a_narrow_screen_has_no_horizontal_overflow(
     finally:
         context.close()
     assert not errors, errors
+
+
+def open_candidate(page: Any, key: str, job_id: str, candidate_id: int) -> None:
+    open_job(page, key, job_id)
+    page.select_option("#cand-page-size", "100")
+    page.click(f"#cand-body tr[data-candidate-id='{candidate_id}']")
+    page.wait_for_selector(f"#candidate-details[data-candidate-id='{candidate_id}']")
+
+
+def test_the_vit_architecture_shows_its_token_grid_embedding_and_layers(
+    page: Any, live_server: str, finished_jobs: dict[str, str]
+) -> None:
+    key, job_id = finished_jobs["key"], finished_jobs["vit"]
+    options = api(live_server, key, f"/jobs/{job_id}")["spec"]["space"]["options"]
+    cands = all_candidates(live_server, key, job_id)
+    assert cands
+    # One with unused layers when the search found one (depth below the deepest).
+    c = min(cands, key=lambda x: (x["arch"]["depth"], x["id"]))
+    arch = c["arch"]
+    open_candidate(page, key, job_id, c["id"])
+
+    view = page.locator("#arch-view")
+    assert view.get_attribute("data-space") == "vit"
+    assert view.get_attribute("data-layout") == "vit"
+    head = page.inner_text("#arch-view .arch-head")
+    assert f"resolution {arch['resolution']}" in head
+    assert f"embed {arch['embed']}" in head
+    assert f"depth {arch['depth']}" in head
+
+    # Resolution 8, patch 2 behind a stride-1 stem: a 4 x 4 token grid, drawn cell by cell.
+    grid = arch["resolution"] // options["patch_size"]
+    tokens = page.locator("#vit-grid")
+    assert tokens.get_attribute("data-grid") == str(grid)
+    assert tokens.get_attribute("data-patch") == str(options["patch_size"])
+    assert tokens.locator(".token-grid > span").count() == grid * grid
+    assert f"{grid} × {grid} tokens" in tokens.inner_text()
+    assert f"conv 3×3, {options['stem_channels']} ch" in page.inner_text("#vit-input")
+    assert page.get_attribute("#vit-embed", "data-embed") == str(arch["embed"])
+
+    # Every layer of the arch, with its heads and MLP ratio; those past the depth unused.
+    layers = sorted(int(k.split(".")[0][1:]) for k in arch if re.fullmatch(r"l\d+\.heads", k))
+    assert len(layers) == max(options["depths"])
+    assert page.locator("#arch-view .arch-layer").count() == len(layers)
+    for j in layers:
+        layer = page.locator(f"#arch-view .arch-layer[data-index='{j}']")
+        heads, ratio = arch[f"l{j}.heads"], arch[f"l{j}.mlp_ratio"]
+        active = j <= arch["depth"]
+        assert layer.get_attribute("data-heads") == str(heads)
+        assert layer.get_attribute("data-mlp_ratio") == str(ratio)
+        assert layer.get_attribute("data-active") == str(active).lower()
+        assert layer.locator(".head-cells > span.on").count() == heads
+        text = layer.inner_text()
+        hd = options["head_dim"]
+        assert f"{heads} head{'' if heads == 1 else 's'} × {hd} = {heads * hd}" in text
+        assert f"MLP ×{ratio} → {ratio * arch['embed']:,} units" in text
+        assert ("not used" in text) == (not active)
+    assert page.locator("#arch-view .arch-layer.active").count() == arch["depth"]
+    assert page.locator("#arch-view .arch-layer.inactive").count() == len(layers) - arch["depth"]
+    assert view.get_attribute("data-units-active") == str(arch["depth"])
+    # The pooling was left to the fit: the view says so rather than guessing it.
+    assert "pool" in page.inner_text("#vit-fitted")
+    screenshot(page, "candidate-vit.png")
+
+
+def test_deleting_a_finished_job_asks_first_and_removes_it_from_the_list(
+    page: Any, live_server: str, e2e_db: Database
+) -> None:
+    key = new_key(e2e_db, f"e2e-delete-{uuid.uuid4().hex[:6]}")[1]
+    headers = {"Authorization": f"Bearer {key}"}
+    spec = {"space": {"id": "mlp"}, "dataset": {"name": "digits"}, "search": {"budget": 10}}
+    ids = []
+    for name in ("to delete", "to keep"):
+        r = httpx.post(f"{live_server}/api/v1/jobs", json={**spec, "name": name}, headers=headers)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        httpx.post(f"{live_server}/api/v1/jobs/{ids[-1]}/cancel", headers=headers)
+    gone, kept = ids
+    sign_in(page, key)
+    page.wait_for_selector(f"#jobs-body tr[data-job-id='{gone}']")
+    page.goto(f"/#/jobs/{gone}")
+    page.wait_for_selector("#job-status [data-status='cancelled']")
+
+    # Keeping it keeps it.
+    page.click("#delete-job")
+    page.wait_for_selector("#confirm-dialog[open]")
+    assert "Delete this job?" in page.inner_text("#confirm-dialog")
+    page.click("#confirm-no")
+    page.wait_for_timeout(300)
+    assert api(live_server, key, f"/jobs/{gone}")["status"] == "cancelled"
+
+    page.click("#delete-job")
+    page.click("#confirm-yes")
+    page.wait_for_selector("#jobs-table")
+    page.wait_for_selector(f"#jobs-body tr[data-job-id='{kept}']")
+    assert page.url.endswith("#/jobs")
+    assert "Deleted “to delete”" in page.inner_text("#flash")
+    assert page.locator(f"#jobs-body tr[data-job-id='{gone}']").count() == 0
+    r = httpx.get(f"{live_server}/api/v1/jobs/{gone}", headers=headers)
+    assert r.status_code == 404
+
+
+def test_deleting_a_running_job_says_it_is_being_cancelled_and_tries_again(
+    page: Any, live_server: str, e2e_db: Database
+) -> None:
+    key = new_key(e2e_db, f"e2e-delrun-{uuid.uuid4().hex[:6]}")[1]
+    headers = {"Authorization": f"Bearer {key}"}
+    spec = {"name": "busy", "space": {"id": "mlp"}, "dataset": {"name": "digits"}}
+    job_id = httpx.post(f"{live_server}/api/v1/jobs", json=spec, headers=headers).json()["id"]
+    httpx.post(f"{live_server}/api/v1/jobs/{job_id}/cancel", headers=headers)
+    # No dispatcher runs here: the server's answer for a running job is played for the first
+    # DELETE (409 job_running, Retry-After 1), the real one answers the next.
+    answered: list[str] = []
+
+    def running_once(route: Any) -> None:
+        if route.request.method != "DELETE" or answered:
+            route.continue_()
+            return
+        answered.append(route.request.url)
+        problem = {
+            "type": "urn:nas-service:problem:job_running",
+            "title": "Job still running",
+            "status": 409,
+            "detail": f"job {job_id} is running: its cancel is requested",
+            "code": "job_running",
+            "instance": f"/api/v1/jobs/{job_id}",
+        }
+        route.fulfill(
+            status=409,
+            headers={"Retry-After": "1", "Content-Type": "application/problem+json"},
+            body=json.dumps(problem),
+        )
+
+    sign_in(page, key)
+    page.route(f"**/api/v1/jobs/{job_id}", running_once)
+    page.goto(f"/#/jobs/{job_id}")
+    page.wait_for_selector("#job-status [data-status='cancelled']")
+    page.click("#delete-job")
+    page.click("#confirm-yes")
+    page.wait_for_selector("#delete-status[data-waiting='true']")
+    assert "being cancelled" in page.inner_text("#delete-status")
+    page.wait_for_selector("#flash:not([hidden])")
+    assert len(answered) == 1
+    assert httpx.get(f"{live_server}/api/v1/jobs/{job_id}", headers=headers).status_code == 404
+
+
+def test_deleting_a_dataset_that_a_job_uses_shows_the_servers_reason(
+    page: Any, live_server: str, e2e_db: Database, tmp_path: Path
+) -> None:
+    key = new_key(e2e_db, f"e2e-deldata-{uuid.uuid4().hex[:6]}")[1]
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = np.random.default_rng(1)
+    path = tmp_path / "blobs.npz"
+    np.savez(path, x=rng.normal(size=(90, 12)).astype("float32"), y=np.arange(90) % 3)
+    ds = {}
+    for name in ("used", "spare"):
+        with path.open("rb") as f:
+            r = httpx.post(
+                f"{live_server}/api/v1/datasets",
+                files={"file": ("blobs.npz", f, "application/octet-stream")},
+                data={"name": name},
+                headers=headers,
+            )
+        assert r.status_code == 201, r.text
+        ds[name] = r.json()["id"]
+    spec = {"space": {"id": "mlp"}, "dataset": {"id": ds["used"]}, "search": {"budget": 10}}
+    r = httpx.post(f"{live_server}/api/v1/jobs", json=spec, headers=headers)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    httpx.post(f"{live_server}/api/v1/jobs/{job_id}/cancel", headers=headers)
+
+    sign_in(page, key)
+    page.goto("/#/new")
+    page.wait_for_selector(f"#datasets-list li[data-dataset-id='{ds['used']}']")
+    used = page.locator(f"#datasets-list li[data-dataset-id='{ds['used']}']")
+    used.locator("button.delete-dataset").click()
+    page.wait_for_selector("#confirm-dialog[open]")
+    assert "Delete this dataset?" in page.inner_text("#confirm-dialog")
+    page.click("#confirm-yes")
+    reason = used.locator(".dataset-error")
+    reason.wait_for(state="visible")
+    assert reason.get_attribute("data-code") == "in_use"
+    # The server's own words, naming the job.
+    refused = httpx.delete(f"{live_server}/api/v1/datasets/{ds['used']}", headers=headers)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] in reason.inner_text()
+    assert job_id in reason.inner_text()
+    assert {d["id"] for d in api(live_server, key, "/datasets")["items"]} == set(ds.values())
+
+    # One no job uses goes, from the list and from the picker.
+    page.select_option("[data-field='dataset.id']", ds["spare"])
+    page.click(f"#datasets-list li[data-dataset-id='{ds['spare']}'] button.delete-dataset")
+    page.click("#confirm-yes")
+    page.wait_for_selector(f"#datasets-list li[data-dataset-id='{ds['spare']}']", state="detached")
+    assert page.locator(f"[data-field='dataset.id'] option[value='{ds['spare']}']").count() == 0
+    assert page.input_value("[data-field='dataset.id']") == ""
+    assert [d["id"] for d in api(live_server, key, "/datasets")["items"]] == [ds["used"]]

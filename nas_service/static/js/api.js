@@ -11,6 +11,24 @@ export class ApiError extends Error {
     this.problem = problem;
   }
 
+  // Seconds the server asks to wait before trying again (Retry-After), or null.
+  get retryAfter() {
+    const v = Number(this.headers && this.headers.get ? this.headers.get("Retry-After") : NaN);
+    return Number.isFinite(v) && v >= 0 ? v : null;
+  }
+
+  // The problem's stable code ("job_running", "in_use", ...), or "".
+  get code() {
+    return typeof this.problem.code === "string" ? this.problem.code : "";
+  }
+
+  // Every reason the problem gives: its detail and each errors[].reason not already in it.
+  get reasons() {
+    const out = [this.message];
+    for (const e of this.fieldErrors) if (e && e.reason && !out.includes(e.reason)) out.push(e.reason);
+    return out.filter(Boolean);
+  }
+
   get fieldErrors() {
     return Array.isArray(this.problem.errors) ? this.problem.errors : [];
   }
@@ -71,7 +89,11 @@ export async function request(method, path, { body, headers = {}, raw = false, q
     if (!quiet) document.dispatchEvent(new CustomEvent("nas:unauthorized", { detail: problem }));
     throw new ApiError(401, problem);
   }
-  if (!response.ok && response.status !== 304) throw new ApiError(response.status, await problemOf(response));
+  if (!response.ok && response.status !== 304) {
+    const error = new ApiError(response.status, await problemOf(response));
+    error.headers = response.headers;
+    throw error;
+  }
   if (raw) return response;
   if (response.status === 204 || response.status === 304) return null;
   const text = await response.text();
@@ -80,6 +102,29 @@ export async function request(method, path, { body, headers = {}, raw = false, q
 
 export const get = (path) => request("GET", path);
 export const post = (path, body) => request("POST", path, { body });
+export const del = (path) => request("DELETE", path);
+
+const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
+
+// DELETE that waits out a job_running answer (409 + Retry-After: the server has requested the
+// job's cancel and deletes it once it has stopped). onWaiting(seconds, attempt) is told of each
+// wait; gives up after `tries` answers (the last ApiError is thrown) or when stillWanted()
+// turns false (returns false). Returns true once deleted.
+export async function deleteWhenStopped(path, { onWaiting, tries = 30, stillWanted = () => true } = {}) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await del(path);
+      return true;
+    } catch (e) {
+      const waiting = e instanceof ApiError && e.status === 409 && e.code === "job_running";
+      if (!waiting || attempt >= tries) throw e;
+      const wait = Math.min(Math.max(e.retryAfter ?? 2, 0.2), 30);
+      if (onWaiting) onWaiting(wait, attempt);
+      await sleep(wait);
+      if (!stillWanted()) return false;
+    }
+  }
+}
 
 // A paginated answer ({items: [...]}) or a bare list, as a list.
 export function itemsOf(page) {

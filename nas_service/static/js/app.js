@@ -2,7 +2,7 @@
 // key is stored. The key is shared by every tab; signing in or out in one tab does it in all.
 
 import { ApiError, get, getKey, itemsOf, nextCursorOf, onKeyChange, request, setKey, withQuery } from "./api.js";
-import { badge, h, progressCell, stageLabel, TERMINAL, when } from "./dom.js";
+import { badge, h, progressCell, stageLabel, takeFlash, TERMINAL, when } from "./dom.js";
 import { renderJob } from "./job.js";
 import { renderForm } from "./form.js";
 import { loadCatalog } from "./catalog.js";
@@ -42,6 +42,8 @@ const PAGE = 50;
 function renderList() {
   const body = h("tbody", { id: "jobs-body" });
   const error = h("div", { class: "error-box" });
+  const flash = takeFlash();
+  const note = h("div", { class: "flash", id: "flash", role: "status", hidden: !flash }, flash);
   const picked = new Set();
   const compare = h("a", { class: "button disabled", id: "compare-jobs", href: "#/jobs", "aria-disabled": "true" },
     "Compare fronts");
@@ -54,7 +56,7 @@ function renderList() {
   view.replaceChildren(h("section", { class: "card" },
     h("div", { class: "controls" }, h("h1", {}, "Jobs"), h("a", { class: "button", href: "#/new" }, "New job"), compare,
       h("span", { class: "muted", id: "compare-hint" }, "tick two or more jobs to compare their fronts")),
-    error, h("div", { class: "table-wrap" }, table), empty, more));
+    note, error, h("div", { class: "table-wrap" }, table), empty, more));
   let timer = null;
   let stopped = false;
   let pages = 1;

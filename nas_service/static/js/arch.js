@@ -1,4 +1,5 @@
-// Architecture view of one subnet, drawn from the candidate's `arch` dict and nothing else.
+// Architecture view of one subnet, drawn from the candidate's `arch` dict (and, for a space
+// with a view of its own such as vit, the options of the job's space spec).
 //
 // Dimension names are paths: "resolution", "s2.depth", "s2.b3.kernel", "l1.width". A path
 // segment of letters and a number ("s2", "b3", "l1") is a numbered part; the last segment is
@@ -122,9 +123,9 @@ function groupRow(prefix, index, n, parentActive, scale) {
   return h("div", attrs, head, ...rows);
 }
 
-// The view for one arch. choices: {kind: [choices]} of the job's space (for bar scales);
-// space: the job's space id (shown, and set as data-space).
-export function archView(arch, { space, choices } = {}) {
+// The generic view: any arch whose dimension names are paths (mbv3, mlp, and a space that has
+// no view of its own).
+export function treeView(arch, { space, choices } = {}) {
   const tree = archTree(arch);
   const scale = {};
   for (const leaf of new Set(Object.keys(arch || {}).map((k) => k.split(".").pop()))) {
@@ -162,4 +163,180 @@ export function archView(arch, { space, choices } = {}) {
       ...chips(tree.params),
       h("span", { class: "muted" }, `${inUse} of ${blocks.length} units in use`)),
     ...body);
+}
+
+// ----- the job's space spec ----------------------------------------------------------------
+
+// The space options a job states: {options, known(name)}. A full spec the server reports for
+// the job (`space_spec`, the space as fitted to the dataset) wins; otherwise the submitted spec
+// holds only what the user set, and the server fits the rest to the dataset, so those are not
+// known here (never guessed from the space's defaults, which a fit replaces).
+export function spaceSpecOf(job) {
+  const full = job && job.space_spec && typeof job.space_spec === "object" ? job.space_spec : null;
+  const given = job && job.spec && job.spec.space && typeof job.spec.space === "object" ? job.spec.space : {};
+  const src = full || given;
+  const options = src.options && typeof src.options === "object" ? { ...src.options } : {};
+  return { id: src.id || (job && job.space_id) || null, options, complete: Boolean(full) };
+}
+
+function listOf(v) {
+  return Array.isArray(v) ? v.filter((x) => typeof x === "number") : [];
+}
+
+// ----- vit: token grid, embedding, transformer blocks ---------------------------------------
+
+const VIT_LAYER = /^l(\d+)\.(heads|mlp_ratio)$/;
+
+function vitLayers(arch) {
+  const layers = new Map();
+  for (const [k, v] of Object.entries(arch || {})) {
+    const m = VIT_LAYER.exec(k);
+    if (!m) continue;
+    const j = Number(m[1]);
+    if (!layers.has(j)) layers.set(j, {});
+    layers.get(j)[m[2]] = v;
+  }
+  return [...layers.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+function isVitArch(arch) {
+  return Boolean(arch) && ["resolution", "depth", "embed"].every((k) => typeof arch[k] === "number")
+    && vitLayers(arch).length > 0;
+}
+
+// A row of n small cells out of `of` (heads of a block: one cell per head).
+function cells(n, of, cls) {
+  const row = h("span", { class: `cells ${cls}`, "aria-hidden": "true" });
+  for (let i = 0; i < Math.max(n, of); i += 1) row.appendChild(h("span", { class: i < n ? "on" : "off" }));
+  return row;
+}
+
+function bar(dim, value, max, title) {
+  const frac = Math.max(0.05, Math.min(1, value / (max || value || 1)));
+  return h("div", { class: "dim-bar", "data-dim": dim, title },
+    h("span", { style: `width:${(frac * 100).toFixed(1)}%` }));
+}
+
+function fact(label, value, attrs = {}) {
+  return h("span", { class: "chip", ...attrs }, `${label} `, h("strong", {}, value));
+}
+
+// The token grid: the image side at the resolution, cut into patches of the stride
+// (patch_size, times the stem's stride when there is a stem). Drawn as a g x g grid when small.
+function tokenGrid(resolution, opts, known) {
+  const patch = opts.patch_size;
+  const stem = opts.stem_channels;
+  const stemStride = opts.stem_stride;
+  const stemKnown = known("stem_channels") && (stem === 0 || known("stem_stride"));
+  const box = h("div", { class: "vit-input", id: "vit-input" });
+  box.appendChild(h("div", { class: "vit-step" }, h("div", { class: "arch-box-title" }, "input"),
+    h("div", { class: "arch-box-label" }, `${num(resolution)} × ${num(resolution)} px`)));
+  if (stemKnown) {
+    box.appendChild(h("div", { class: "vit-step", "data-stem": String(stem) },
+      h("div", { class: "arch-box-title" }, "stem"),
+      h("div", { class: "arch-box-label" }, stem ? `conv 3×3, ${num(stem)} ch, stride ${stemStride}` : "none")));
+  } else {
+    box.appendChild(h("div", { class: "vit-step muted" }, h("div", { class: "arch-box-title" }, "stem"),
+      h("div", { class: "arch-box-label" }, "set from the data")));
+  }
+  if (!known("patch_size") || !stemKnown) {
+    box.appendChild(h("div", { class: "vit-step muted", id: "vit-grid", "data-grid": "" },
+      h("div", { class: "arch-box-title" }, "patches"),
+      h("div", { class: "arch-box-label" },
+        known("patch_size") ? `patch ${patch}×${patch}; the token grid depends on the stem, set from the data`
+          : "patch size set from the data (not in the job's spec)")));
+    return box;
+  }
+  const stride = patch * (stem ? stemStride : 1);
+  const grid = Math.floor(resolution / stride);
+  const cls = known("pool") ? opts.pool === "cls" : null;
+  const tokens = grid * grid + (cls ? 1 : 0);
+  const attrs = { class: "vit-step", id: "vit-grid", "data-grid": String(grid), "data-patch": String(patch),
+    "data-stride": String(stride) };
+  if (cls !== null) attrs["data-tokens"] = String(tokens);
+  const glyph = grid > 0 && grid <= 16 ? kernelGlyph(grid) : null;
+  if (glyph) glyph.classList.add("token-grid");
+  box.appendChild(h("div", attrs,
+    h("div", { class: "arch-box-title" }, `patches ${patch}×${patch}${stride !== patch ? ` (stride ${stride} px)` : ""}`),
+    glyph ? h("div", { class: "glyph-row" }, glyph) : null,
+    h("div", { class: "arch-box-label" }, `${grid} × ${grid} tokens`,
+      cls === null ? " (class token: set from the data)" : cls ? " + class token" : "",
+      cls === null ? "" : ` = ${num(tokens)}`)));
+  return box;
+}
+
+function vitBlock(j, layer, active, ctx) {
+  const { embed, headDim, maxHeads, maxRatio } = ctx;
+  const heads = layer.heads;
+  const ratio = layer.mlp_ratio;
+  const attrs = { class: `arch-layer vit-block ${active ? "active" : "inactive"}`, "data-index": j,
+    "data-active": String(active) };
+  if (typeof heads === "number") attrs["data-heads"] = String(heads);
+  if (typeof ratio === "number") attrs["data-mlp_ratio"] = String(ratio);
+  const attn = typeof heads === "number"
+    ? `${heads} head${heads === 1 ? "" : "s"}${typeof headDim === "number" ? ` × ${headDim} = ${num(heads * headDim)}` : ""}`
+    : "heads —";
+  const mlp = typeof ratio === "number" ? `MLP ×${num(ratio)} → ${num(ratio * embed)} units` : "MLP —";
+  return h("div", attrs,
+    h("div", { class: "arch-box-title" }, `layer ${j}`),
+    h("div", { class: "vit-part", "data-dim": "heads" }, h("span", { class: "muted" }, "attention "),
+      typeof heads === "number" ? cells(heads, maxHeads, "head-cells") : null),
+    h("div", { class: "arch-box-label vit-heads" }, attn),
+    typeof ratio === "number" ? bar("mlp_ratio", ratio, maxRatio, `MLP ratio ${ratio}`) : null,
+    h("div", { class: "arch-box-label vit-mlp" }, mlp),
+    active ? null : h("div", { class: "muted arch-unused" }, "not used"));
+}
+
+// spec: spaceSpecOf(job). Layers are the arch's l{j}.* dims; those past `depth` are unused.
+export function vitView(arch, { space, spec } = {}) {
+  const opts = (spec && spec.options) || {};
+  const known = (name) => Boolean(spec && spec.complete) || Object.prototype.hasOwnProperty.call(opts, name);
+  const { resolution, depth, embed } = arch;
+  const layers = vitLayers(arch);
+  const used = layers.filter(([j]) => j <= depth).length;
+  const embedMax = Math.max(embed, ...listOf(opts.embed_dims));
+  const ctx = {
+    embed,
+    headDim: known("head_dim") ? opts.head_dim : null,
+    maxHeads: Math.max(...layers.map(([, l]) => l.heads).filter((v) => typeof v === "number"), ...listOf(opts.heads)),
+    maxRatio: Math.max(...layers.map(([, l]) => l.mlp_ratio).filter((v) => typeof v === "number"), ...listOf(opts.mlp_ratios)),
+  };
+  const unknown = ["patch_size", "stem_channels", "head_dim", "pool", "num_classes"].filter((k) => !known(k));
+  const classes = known("num_classes") ? opts.num_classes : null;
+  const head = h("div", { class: "arch-head" },
+    space ? fact("space", space) : null,
+    fact("resolution", num(resolution), { "data-dim": "resolution" }),
+    fact("depth", `${depth}`, { "data-dim": "depth" }), h("span", { class: "muted" }, `of ${layers.length}`),
+    fact("embed", num(embed), { "data-dim": "embed" }),
+    h("span", { class: "muted" }, `${used} of ${layers.length} layers in use`));
+  const embedding = h("div", { class: "vit-embed", id: "vit-embed", "data-embed": String(embed) },
+    h("div", { class: "arch-box-title" }, "embedding width (every layer's residual stream)"),
+    bar("embed", embed, embedMax, `embed ${embed} of at most ${embedMax}`),
+    h("div", { class: "arch-box-label" }, `${num(embed)}${embedMax > embed ? ` of at most ${num(embedMax)}` : ""}`));
+  const blocks = h("div", { class: "arch-parts arch-layers", "data-part": "layer" },
+    h("div", { class: "muted" }, `${layers.length} layers, ${used} in use`),
+    h("div", { class: "arch-row" }, layers.map(([j, l]) => vitBlock(j, l, j <= depth, ctx))));
+  const out = h("div", { class: "vit-step vit-out", id: "vit-out" },
+    h("div", { class: "arch-box-title" }, "classifier"),
+    h("div", { class: "arch-box-label" },
+      known("pool") ? (opts.pool === "cls" ? "class token" : "mean of the tokens") : "pooling set from the data",
+      " → LayerNorm → linear", classes !== null ? ` (${num(classes)} classes)` : ""));
+  return h("div", { class: "arch-view vit-view", id: "arch-view", "data-space": space || "", "data-layout": "vit",
+    "data-units": String(layers.length), "data-units-active": String(used) },
+  head, tokenGrid(resolution, opts, known), embedding, blocks, out,
+  unknown.length && !(spec && spec.complete)
+    ? h("div", { class: "muted", id: "vit-fitted" }, `Not in the job's spec, so set from the dataset when the job ran: ${unknown.join(", ")}.`)
+    : null);
+}
+
+// Spaces with a view of their own; an arch that does not look like the space's (a renamed
+// dimension) falls back to the generic view rather than drawing nonsense.
+const VIEWS = { vit: { accepts: isVitArch, view: vitView } };
+
+// The view for one arch. choices: {kind: [choices]} of the job's space (for bar scales);
+// space: the job's space id (shown, and set as data-space); spec: spaceSpecOf(job).
+export function archView(arch, { space, choices, spec } = {}) {
+  const own = VIEWS[space];
+  if (own && own.accepts(arch)) return own.view(arch, { space, choices, spec });
+  return treeView(arch, { space, choices });
 }

@@ -193,7 +193,7 @@ export function downloadButtons(c, formats) {
 }
 
 // The details of one candidate: figures, architecture, downloads.
-export function candidateDetails(c, { objectives, formats, valueOf, space, choices, onClose }) {
+export function candidateDetails(c, { objectives, formats, valueOf, space, choices, spec, onClose }) {
   const rows = [];
   for (const o of objectives) {
     const v = valueOf(c, o.name);
@@ -216,6 +216,6 @@ export function candidateDetails(c, { objectives, formats, valueOf, space, choic
         rows.flatMap(([k, v, key]) => [h("dt", {}, k), h("dd", { "data-key": key }, v)])),
       h("div", {}, h("h3", {}, "Downloads"), ...downloadButtons(c, formats))),
     h("h3", {}, "Architecture"),
-    archView(c.arch, { space, choices }),
+    archView(c.arch, { space, choices, spec }),
     h("details", {}, h("summary", {}, "arch JSON"), h("pre", { class: "arch-json" }, JSON.stringify(c.arch, null, 1))));
 }

@@ -179,3 +179,14 @@ export function confirmDialog({ title, message, confirm = "Confirm", cancel = "K
     no.focus();
   });
 }
+
+// A one-off note for the next page drawn (e.g. "Deleted …" on the job list after a delete).
+let flashText = "";
+export function setFlash(text) {
+  flashText = text || "";
+}
+export function takeFlash() {
+  const t = flashText;
+  flashText = "";
+  return t;
+}

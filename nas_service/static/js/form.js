@@ -1,9 +1,9 @@
 // Submit-job form. The API is the validator: its 422 errors [{field, reason}] are shown next to
 // the matching inputs (field paths such as "search.objectives[1].bound").
 
-import { ApiError, get, itemsOf, post, request } from "./api.js";
+import { ApiError, del, get, getAll, itemsOf, post, request } from "./api.js";
 import { entries, loadCatalog, names } from "./catalog.js";
-import { h } from "./dom.js";
+import { confirmDialog, h } from "./dom.js";
 
 // Objective names and their directions: filled from the catalog before the form is drawn.
 let OBJECTIVES = [];
@@ -105,6 +105,20 @@ export async function renderForm(view) {
   const name = h("input", { type: "text", placeholder: "my search" });
   const space = select(names(catalog, "space"), "mlp");
   const spaceOptions = h("textarea", { rows: 2, cols: 40, placeholder: "{}" });
+  // The options of the chosen space, from GET /search-spaces (every space lists its own).
+  const spaceHint = h("span", { id: "space-options-hint" }, "e.g. {\"resolutions\": [8]}");
+  let spaceInfo = [];
+  const showSpaceHint = () => {
+    const s = spaceInfo.find((x) => x.id === space.value);
+    if (!s || !s.default_spec) return;
+    const bound = new Set(s.data_bound || []);
+    const keys = Object.keys(s.default_spec).filter((k) => k !== "id" && !bound.has(k));
+    spaceHint.textContent = `${s.id} options: ${keys.join(", ") || "none"}`
+      + (bound.size ? `; set from the data: ${[...bound].join(", ")}` : "")
+      + "; any left out is fitted to the dataset or kept at its default";
+  };
+  space.addEventListener("change", showSpaceHint);
+  getAll("/search-spaces").then(({ items }) => { spaceInfo = items; showSpaceHint(); }).catch(() => {});
   const dataset = select(names(catalog, "dataset", (e) => e.builtin), "digits");
   // Uploaded datasets: picked from this key's list, or uploaded here (formats from the catalog).
   const datasetId = h("select", { id: "dataset-id" }, h("option", { value: "" }, "— none: use the built-in dataset —"));
@@ -121,11 +135,50 @@ export async function renderForm(view) {
       .slice(0, 5).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("×") : typeof v === "number" ? v.toLocaleString() : v}`);
     return `${d.name} (${d.format}${facts.length ? `; ${facts.join(", ")}` : ""})`;
   };
+  // This key's uploaded datasets, each with a delete button (refused by the server, with the
+  // jobs named, while a job uses it).
+  const datasetList = h("ul", { class: "datasets", id: "datasets-list" });
+  const datasetsEmpty = h("p", { class: "muted", id: "datasets-empty" }, "No uploaded datasets yet.");
+  const syncEmpty = () => { datasetsEmpty.hidden = datasetList.children.length > 0; };
+  const deleteDataset = async (d, item, button, reason) => {
+    const ok = await confirmDialog({ title: "Delete this dataset?",
+      message: `“${d.name}” and its stored file are removed for good. Jobs that use it must be deleted first.`,
+      confirm: "Delete dataset", cancel: "Keep it" });
+    if (!ok) return;
+    button.disabled = true;
+    reason.textContent = "";
+    try {
+      await del(`/datasets/${encodeURIComponent(d.id)}`);
+      item.remove();
+      const option = [...datasetId.options].find((o) => o.value === String(d.id));
+      if (option) {
+        if (datasetId.value === option.value) datasetId.value = "";
+        option.remove();
+      }
+      syncEmpty();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        item.remove();
+        syncEmpty();
+        return;
+      }
+      reason.textContent = e instanceof ApiError ? `Not deleted: ${e.reasons.join("; ")}` : String(e.message || e);
+      reason.dataset.code = (e instanceof ApiError && e.code) || "error";
+      button.disabled = false;
+    }
+  };
   const addDataset = (d) => {
     if ([...datasetId.options].some((o) => o.value === String(d.id))) return;
     datasetId.appendChild(h("option", { value: d.id }, describe(d)));
+    const button = h("button", { type: "button", class: "danger secondary small delete-dataset",
+      "data-dataset-id": d.id, "aria-label": `delete dataset ${d.name}` }, "Delete");
+    const reason = h("div", { class: "field-error dataset-error", "aria-live": "polite" });
+    const item = h("li", { "data-dataset-id": d.id }, h("span", {}, describe(d)), " ", button, reason);
+    button.addEventListener("click", () => deleteDataset(d, item, button, reason));
+    datasetList.appendChild(item);
+    syncEmpty();
   };
-  get("/datasets").then((page) => itemsOf(page).forEach(addDataset)).catch(() => {});
+  getAll("/datasets").then(({ items }) => items.forEach(addDataset)).catch(() => {});
   uploadButton.addEventListener("click", async () => {
     uploadError.textContent = "";
     if (!file.files.length) {
@@ -175,7 +228,7 @@ export async function renderForm(view) {
     h("div", { class: "row" }, field("Name", "name", name), field("Seed", "seed", seed)),
     h("h2", {}, "Search space"),
     h("div", { class: "row" }, field("Space", "space.id", space),
-      field("Space options (JSON)", "space.options", spaceOptions, "e.g. {\"resolutions\": [8]}")),
+      field("Space options (JSON)", "space.options", spaceOptions, spaceHint)),
     h("h2", {}, "Dataset"),
     h("div", { class: "row" }, field("Built-in dataset", "dataset.name", dataset),
       field("or an uploaded dataset", "dataset.id", datasetId)),
@@ -184,6 +237,8 @@ export async function renderForm(view) {
         h("div", { class: "muted" }, uploadFormats.map((e) => `${e.suffix}: ${e.summary}`).join(" · "))),
       h("div", {}, h("label", { for: "dataset-name" }, "Its name"), uploadName),
       h("div", {}, h("label", {}, "\u00a0"), uploadButton, uploadNote, uploadError)),
+    h("div", { class: "datasets-box" }, h("label", { for: "datasets-list" }, "Your uploaded datasets"),
+      datasetList, datasetsEmpty),
     h("div", { class: "row" },
       field("Dataset options (JSON)", "dataset.options", datasetOptions,
         "e.g. {\"val_fraction\": 0.25}")),

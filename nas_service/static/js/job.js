@@ -1,9 +1,9 @@
 // Job page: header with status and actions, Pareto panel, training curves, sampled-FLOPs
 // histogram, event log. Polls without reloading and stops once the job has ended.
 
-import { ApiError, get, post, Tail } from "./api.js";
+import { ApiError, deleteWhenStopped, get, post, Tail } from "./api.js";
 import { binValues, histogram, isNum, lines } from "./charts.js";
-import { badge, confirmDialog, h, overallFraction, progressBar, STAGES, stageFraction, stageLabel,
+import { badge, confirmDialog, h, overallFraction, progressBar, setFlash, STAGES, stageFraction, stageLabel,
   TERMINAL, trainingProgress, when } from "./dom.js";
 import { num, seconds } from "./format.js";
 import { ensureCatalog, ParetoPanel } from "./pareto.js";
@@ -96,6 +96,8 @@ export function renderJob(view, jobId) {
   const error = h("div", { class: "error-box", id: "job-error" });
   const cancel = h("button", { type: "button", class: "danger", id: "cancel-job", disabled: true }, "Cancel");
   const retry = h("button", { type: "button", class: "secondary", id: "retry-job", disabled: true }, "Retry");
+  const remove = h("button", { type: "button", class: "danger secondary", id: "delete-job", disabled: true }, "Delete");
+  const removeNote = h("div", { class: "muted", id: "delete-status", "aria-live": "polite" });
   const pollNote = h("span", { class: "muted", id: "poll-state" }, "live");
   const pareto = new ParetoPanel(jobId);
   const metricSel = h("select", { id: "metric-key", "aria-label": "curve" });
@@ -114,7 +116,8 @@ export function renderJob(view, jobId) {
     h("span", {}, "stage: ", stage), h("span", { class: "muted" }, "this stage "), progress, details);
   const content = h("div", { id: "job-content" },
     h("section", { class: "card" },
-      h("div", { class: "controls" }, title, status, h("span", { class: "actions" }, cancel, retry), pollNote),
+      h("div", { class: "controls" }, title, status, h("span", { class: "actions" }, cancel, retry, remove), pollNote),
+      removeNote,
       h("div", { class: "progress-grid" },
         h("span", { class: "muted" }, "whole job"), overall,
         h("span", { class: "muted" }, "training (all phases)"), h("span", {}, training, " ", trainingText)),
@@ -133,6 +136,7 @@ export function renderJob(view, jobId) {
     try {
       await post(path);
       error.textContent = "";
+      delete error.dataset.code;
       schedule(0);
     } catch (e) {
       error.textContent = e instanceof ApiError ? e.message : String(e);
@@ -147,6 +151,56 @@ export function renderJob(view, jobId) {
     if (ok) act(cancel, `/jobs/${jobId}/cancel`);
   });
   retry.addEventListener("click", () => act(retry, `/jobs/${jobId}/retry`));
+
+  // Delete: a running job is cancelled first (the server answers 409 job_running with
+  // Retry-After until it has stopped); the page says so and tries again, for a while.
+  let deleting = false;
+  let left = false;
+  remove.addEventListener("click", async () => {
+    const label = (job && job.name) || jobId;
+    const running = job && job.status === "running";
+    const ok = await confirmDialog({
+      title: "Delete this job?",
+      message: `“${label}” is removed for good: its candidates, front, metrics, events and files.`
+        + (running ? " It is running: it is cancelled first and deleted once it has stopped." : ""),
+      confirm: "Delete job", cancel: "Keep it" });
+    if (!ok) return;
+    deleting = true;
+    remove.disabled = true;
+    cancel.disabled = true;
+    error.textContent = "";
+    removeNote.textContent = "deleting…";
+    try {
+      const done = await deleteWhenStopped(`/jobs/${jobId}`, {
+        stillWanted: () => !left,
+        onWaiting: (wait, attempt) => {
+          removeNote.dataset.waiting = "true";
+          removeNote.textContent = `The job is running: it is being cancelled, and is deleted once it has stopped (trying again in ${num(wait)} s, attempt ${attempt}).`;
+          schedule(0);  // show the cancel taking effect meanwhile
+        },
+      });
+      if (!done) return;
+      left = true;  // nothing to poll any more
+      setFlash(`Deleted “${label}”.`);
+      location.hash = "#/jobs";
+    } catch (e) {
+      delete removeNote.dataset.waiting;
+      removeNote.textContent = "";
+      if (e instanceof ApiError && e.status === 404) {
+        left = true;
+        setFlash(`“${label}” was already deleted.`);
+        location.hash = "#/jobs";
+        return;
+      }
+      error.textContent = e instanceof ApiError && e.code === "job_running"
+        ? `The job is still running, so it was not deleted: cancel it, wait until it shows cancelled, then delete it. (${e.message})`
+        : `Not deleted: ${e instanceof ApiError ? e.reasons.join("; ") : String(e.message || e)}`;
+      error.dataset.code = (e instanceof ApiError && e.code) || "error";
+    } finally {
+      deleting = false;
+      if (job) drawHeader();
+    }
+  });
 
   function showNotFound() {
     stopped = true;
@@ -172,8 +226,9 @@ export function renderJob(view, jobId) {
     stageRow.hidden = job.status !== "running";
     progress.replaceChildren(progressBar(stageFraction(job), "this stage"));
     details.textContent = job.status === "running" ? stageText(job) : "";
-    error.textContent = job.error || "";
-    cancel.disabled = !["queued", "running"].includes(job.status) || job.cancel_requested === true;
+    if (!deleting && !error.dataset.code) error.textContent = job.error || "";
+    cancel.disabled = deleting || !["queued", "running"].includes(job.status) || job.cancel_requested === true;
+    remove.disabled = deleting;
     retry.disabled = !["failed", "cancelled"].includes(job.status);
     const t = job.timings && typeof job.timings === "object" ? job.timings : {};
     const rows = [["created", when(job.created_at)], ["started", when(job.started_at)],
@@ -210,6 +265,7 @@ export function renderJob(view, jobId) {
   }
 
   async function tick() {
+    if (left) return;
     try {
       job = await get(`/jobs/${jobId}`);
       await ensureCatalog();  // the objective list and labels come from the catalog
@@ -238,6 +294,7 @@ export function renderJob(view, jobId) {
       pollNote.textContent = "live";
       delete pollNote.dataset.stopped;
     } catch (e) {
+      if (left || (deleting && e instanceof ApiError && e.status === 404)) return;  // deleted
       if (e instanceof ApiError && (e.status === 404 || e.status === 422)) {
         showNotFound();  // an unknown (or malformed) id: nothing to poll for
         return;
@@ -255,5 +312,5 @@ export function renderJob(view, jobId) {
   }
 
   tick();
-  return () => { stopped = true; clearTimeout(timer); };
+  return () => { stopped = true; left = true; clearTimeout(timer); };
 }

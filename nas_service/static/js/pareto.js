@@ -3,6 +3,7 @@
 
 import { get, getAll, getWithEtag, itemsOf } from "./api.js";
 import { entries, loadCatalog } from "./catalog.js";
+import { spaceSpecOf } from "./arch.js";
 import { CandidateTable, candidateDetails, downloadButtons } from "./candidates.js";
 import { lines, scatter } from "./charts.js";
 import { h } from "./dom.js";
@@ -190,7 +191,7 @@ export class ParetoPanel {
     const names = [...this.xSel.options].map((o) => o.value);
     const objectives = names.map((n) => OBJECTIVES.find((o) => o.name === n) || { name: n });
     this.details.replaceChildren(candidateDetails(c, { objectives, formats: FORMATS, valueOf,
-      space: this.spaceId, choices, onClose: () => this.unselect() }));
+      space: this.spaceId, choices, spec: spaceSpecOf(this.job), onClose: () => this.unselect() }));
     this.candidates.setSelected(c.id);
     for (const p of this.plot.querySelectorAll(".point")) p.classList.toggle("selected", p.dataset.id === String(c.id));
     for (const tr of this.table.children) tr.classList.toggle("selected", tr.dataset.candidateId === String(c.id));
