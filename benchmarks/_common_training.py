@@ -94,25 +94,23 @@ def train_static(
     Nesterov, cosine with warm-up, label smoothing, clipping) for ``epochs`` epochs."""
     torch.manual_seed(seed)
     model = build_static(space.spec(), arch)
-    x, y = data.tensors("train")
     prep = _input_preparer(space, arch)
     opt = make_optimizer(model, lr, config)
     bs = config.batch_size
-    steps = max(1, len(x) // bs)
+    steps = data.steps("train", bs)
     total = steps * epochs
     t0 = time.perf_counter()
     k = 0
     for epoch in range(epochs):
         model.train()
-        g = torch.Generator().manual_seed(derive_seed(seed, 3, 99, epoch))
-        perm = torch.randperm(len(x), generator=g)
-        for s in range(steps):
-            idx = perm[s * bs : (s + 1) * bs]
+        # Batches from the dataset's input pipeline (never the whole split in memory).
+        batches = data.batches(
+            "train", bs, seed=derive_seed(seed, 3, 99, 0), epoch=epoch, augment=config.augment
+        )
+        for xb, yb in batches:
             set_lr(opt, step_lr(lr, k, total, config))
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(
-                model(prep(x[idx])), y[idx], label_smoothing=config.label_smoothing
-            )
+            loss = F.cross_entropy(model(prep(xb)), yb, label_smoothing=config.label_smoothing)
             loss.backward()
             torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip)
             opt.step()

@@ -54,10 +54,20 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(default=None, description="None starts a local Ray")
 
     # API limits (a user can only ask for what these allow).
-    max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
-    max_uncompressed_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # An upload is streamed to disk and converted chunk by chunk: the limit is on the file, not
+    # on memory (a 50,000-image 32x32x3 .npz is 185 MB; the CIFAR-10 archive 170 MB).
+    max_upload_bytes: int = Field(
+        default=1024 * 1024 * 1024, gt=0, description="largest dataset upload (bytes)"
+    )
+    max_uncompressed_bytes: int = Field(default=4 * 1024 * 1024 * 1024, gt=0)
     max_compression_ratio: float = Field(default=200.0, gt=1.0)
     max_zip_members: int = Field(default=200_000, gt=0)
+    # Server-side folders under which a dataset may be registered by path (POST
+    # /api/v1/datasets/register), e.g. NAS_DATASET_ROOTS='["/srv/datasets"]'. Empty: off.
+    dataset_roots: list[Path] = Field(
+        default_factory=list,
+        description="folders a dataset may be registered from by path (empty: registration off)",
+    )
     max_budget: int = Field(default=5000, gt=0)
     max_population: int = Field(default=1000, gt=1)
     max_epochs_scale: float = Field(default=10.0, gt=0)
@@ -77,6 +87,30 @@ class Settings(BaseSettings):
     # reused for this long inside one API process (cancel and retry drop them at once).
     auth_cache_s: float = Field(default=5.0, ge=0)
     poll_cache_s: float = Field(default=1.0, ge=0)
+
+    # Training on the cluster (services.capacity, workers.runtime.ray_engine).
+    capacity_every_s: float = Field(
+        default=30.0, gt=0, description="how often a dispatcher records the cluster's capacity"
+    )
+    capacity_max_age_s: float = Field(
+        default=600.0, gt=0, description="an older capacity report is ignored at submit"
+    )
+    train_max_workers: int = Field(
+        default=8, ge=1, description="limit on resources.workers without a capacity report"
+    )
+    train_max_gpus_per_worker: float = Field(
+        default=0.0, ge=0, description="limit on GPUs per worker without a capacity report"
+    )
+    train_checkpoint_every_s: float | None = Field(
+        default=300.0, gt=0, description="mid-epoch training checkpoints, by time"
+    )
+    train_checkpoint_every_steps: int | None = Field(
+        default=None, gt=0, description="mid-epoch training checkpoints, by steps"
+    )
+    # Ray token authentication for a cluster started with `ray start --head` (Ray >= 2.52
+    # enables it whenever a token exists): the token file every client and node uses. Empty
+    # means Ray's own lookup (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token).
+    ray_auth_token_path: Path | None = Field(default=None)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, gt=0, lt=65536)

@@ -46,7 +46,9 @@ def calibration_indices(n_train: int, images: int = BN_IMAGES, seed: int = 0) ->
 def calibration_images(
     x_train: torch.Tensor, images: int = BN_IMAGES, seed: int = 0
 ) -> torch.Tensor:
-    """The calibration subset of ``x_train`` (the training split's inputs) by that rule."""
+    """The calibration subset of ``x_train`` (the training split's inputs) by that rule. A
+    dataset on disk is not read whole for it: take ``data.rows("train", calibration_indices(
+    ...))`` (``workers.training.extract.bn_calibration_images``)."""
     return x_train[calibration_indices(len(x_train), images, seed)]
 
 

@@ -79,9 +79,9 @@ class SubnetEvaluator:
         self.device = torch.device(device)
         self.bn_batch = bn_batch
         self.batch_size = batch_size
-        x_train, _ = data.tensors("train")
-        idx = calibration_indices(len(x_train), bn_images, seed)
-        self._raw: dict[str, torch.Tensor] = {"bn": x_train[idx]}
+        idx = calibration_indices(data.sizes()["train"], bn_images, seed)
+        # The calibration rows only: the training split is never read whole.
+        self._raw: dict[str, torch.Tensor] = {"bn": data.rows("train", idx)[0]}
         for split in SPLITS:
             x, y = data.tensors(split)
             self._raw[split] = x

@@ -20,6 +20,7 @@ from nas_service.api.schemas import (
     CatalogOut,
     DatasetList,
     DatasetOut,
+    DatasetRegister,
     DeviceList,
     DeviceOut,
     Health,
@@ -50,7 +51,10 @@ public = APIRouter(tags=["health"])
         c409="a dataset of this name exists for this key",
         c413="the upload exceeds max_upload_bytes",
     ),
-    summary="Upload a dataset: multipart file (.npz or .zip of class folders), name?, format?",
+    summary=(
+        "Upload a dataset: multipart file (.npz, .zip of class folders, CIFAR .tar.gz), name?, "
+        "format?; converted into the on-disk store before the answer"
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -84,7 +88,7 @@ async def upload_dataset(
         if "file" not in upload.files:
             raise ValidationFailed.one("file", "the form has no 'file' part")
         filename, tmp = upload.files["file"]
-        name = upload.fields.get("name") or Path(filename).stem
+        name = upload.fields.get("name") or _stem(filename)
         fmt = ds_svc.format_of(filename, upload.fields.get("format") or None)
 
         # Validation reads the whole file: keep it off the event loop.
@@ -98,6 +102,45 @@ async def upload_dataset(
         upload.cleanup()
     response.headers["Location"] = f"/api/v1/datasets/{out.id}"
     return out
+
+
+@router.post(
+    "/datasets/register",
+    status_code=201,
+    response_model=DatasetOut,
+    tags=["datasets"],
+    responses=responses(
+        400,
+        401,
+        422,
+        c409="a dataset of this name exists for this key",
+    ),
+    summary="Register a dataset already on the server by path (under the server's dataset_roots)",
+)
+async def register_dataset(
+    body: DatasetRegister, caller: CallerDep, ctx: CtxDep, response: Response
+) -> DatasetOut:
+    name = body.name or _stem(body.path)
+
+    # Conversion reads the whole source: keep it off the event loop.
+    def store() -> DatasetOut:
+        with ctx.db.transaction() as s:
+            row = ds_svc.register_path(
+                s, ctx.settings, caller.owner_id, name, body.format, body.path
+            )
+            return DatasetOut.model_validate(row)
+
+    out = await run_in_threadpool(store)
+    response.headers["Location"] = f"/api/v1/datasets/{out.id}"
+    return out
+
+
+def _stem(path: str) -> str:
+    name = Path(path.rstrip("/")).name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".npz", ".zip"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or name
+    return name
 
 
 @router.get(

@@ -138,6 +138,19 @@ class DatasetOut(_Out):
     created_at: datetime
 
 
+class DatasetRegister(BaseModel):
+    """A dataset already on the server, registered by its path (or ``file://`` URI) under one
+    of the server's ``dataset_roots``; converted into the store like an upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=4096, description="absolute path or file:// URI")
+    name: str | None = Field(default=None, description="default: the file or folder name")
+    format: str | None = Field(
+        default=None, description="default: from the file's suffix (required for a folder)"
+    )
+
+
 class DatasetList(BaseModel):
     items: list[DatasetOut]
     next_cursor: str | None = Field(

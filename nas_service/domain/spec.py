@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from nas_service.catalog import CATALOG, datasets, objectives, searchers, training
+from nas_service.catalog.datasets.augment import AugmentOptions
 
 
 def _enum(names: Callable[[], list[str]]) -> Callable[[dict[str, Any]], None]:
@@ -84,6 +85,9 @@ class TrainingSpec(_Strict):
     sampler_policy: str | None = Field(default=None, json_schema_extra=_enum(training.all_policies))
     batch_size: int | None = Field(default=None, ge=1, le=4096)
     lr: float | None = Field(default=None, gt=0, le=10)
+    # Image augmentation of the training batches (random crop or resized crop, flips); none
+    # by default.
+    augment: AugmentOptions | None = None
 
     @field_validator("preset")
     @classmethod
@@ -184,6 +188,17 @@ class SearchSpec(_Strict):
         return v
 
 
+class ResourcesSpec(_Strict):
+    """Where the supernet trains: data-parallel workers (Ray Train), each with its CPUs and
+    GPUs; ``precision`` ``bf16`` autocasts on CUDA (CPU workers train in fp32). The service
+    checks them at submit against the cluster's capacity (``services.jobs``)."""
+
+    workers: int = Field(default=1, ge=1, le=64, description="data-parallel training workers")
+    cpus_per_worker: float = Field(default=1.0, gt=0, le=256)
+    gpus_per_worker: float = Field(default=0.0, ge=0, le=16)
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+
 def _nul_path(value: Any, path: str) -> str | None:
     """The path of the first string holding a NUL character (PostgreSQL text cannot)."""
     if isinstance(value, str):
@@ -211,6 +226,7 @@ class JobSpec(_Strict):
     devices: list[str] = Field(default_factory=lambda: ["cpu"], min_length=1, max_length=16)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     supernet_from: UUID | None = None
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
 
     @model_validator(mode="before")
     @classmethod

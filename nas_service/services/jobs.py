@@ -31,6 +31,7 @@ from nas_service.domain import (
 from nas_service.domain.dataset_options import dataset_option_errors
 from nas_service.domain.errors import option_errors
 from nas_service.services import job_files
+from nas_service.services.capacity import resource_errors
 from nas_service.services.pagination import (
     Page,
     as_datetime,
@@ -61,6 +62,15 @@ def validate_spec(s: Session, settings: Settings, owner_id: int, spec: JobSpec) 
     except ValidationFailed as exc:
         errors.extend(exc.errors)
     errors.extend(_limit_errors(settings, spec))
+    if spec.training.augment is not None and shape is not None and shape.modality != "image":
+        errors.append(
+            FieldError(
+                "training.augment",
+                f"augmentation crops and flips images; the dataset holds {shape.modality} "
+                f"samples of shape {list(shape.input_shape)}",
+            )
+        )
+    errors.extend(resource_errors(settings, spec))
     errors.extend(_search_option_errors(spec))
     for i, name in enumerate(spec.devices):
         if device_repo.get_device(s, name) is None:

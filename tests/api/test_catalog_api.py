@@ -37,7 +37,14 @@ def test_the_catalog_lists_every_kind_with_options_schemas(api: Api) -> None:
     names = {k: [e["name"] for e in v["entries"]] for k, v in body.items()}
     assert names["space"] == sorted(list_spaces()) and {"mbv3", "mlp"} <= set(names["space"])
     assert names["searcher"] == ["random", "evolution", "bayesian", "linas"]
-    assert names["dataset"] == ["digits", "synthetic", "npz", "image-folder", "cifar10"]
+    assert names["dataset"] == [
+        "digits",
+        "synthetic",
+        "npz",
+        "image-folder",
+        "cifar10",
+        "cifar",
+    ]
     assert names["objective"] == ["accuracy", "latency_ms", "flops", "params"]
     assert names["export"] == ["weights", "torchscript", "onnx"]
     assert set(body) == {
@@ -341,3 +348,23 @@ def test_a_throwaway_space_and_upload_format_run_through_every_layer(
     assert set(static.state_dict()) == set(net.extract(arch).state_dict())
     keys = {u.key for a in covering(space) for u in units_of(space, a)}
     assert {u.key for u in units_of(space, arch)} <= keys
+
+
+def test_augmentation_is_refused_for_a_table_at_submission_and_reaches_the_trainer(
+    api: Api,
+) -> None:
+    from workers.data import load_dataset
+    from workers.pipeline.work.training import train_config
+
+    table = {"name": "synthetic", "options": {"shape": [12], "classes": 3}}
+    augment = {"crop": "pad", "padding": 2, "flip": True}
+    bad = spec(dataset=table, space={"id": "mlp", "options": {}}, **{"training.augment": augment})
+    assert (
+        "crops and flips images" in _errors(api.post("/api/v1/jobs", json=bad))["training.augment"]
+    )
+    good = spec(space={"id": "mlp", "options": {}}, **{"training.augment": augment})
+    assert api.post("/api/v1/jobs", json=good).status_code == 201
+    data = load_dataset("digits", seed=0)
+    space = fit_space("mlp", {}, DataShape.of(data.input_shape, data.num_classes))
+    cfg = train_config(space, data, {"preset": "tiny", "augment": augment})
+    assert (cfg.augment.crop, cfg.augment.padding, cfg.augment.flip) == ("pad", 2, True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,15 @@ def test_npz_upload_then_use_in_a_job(api: Api, other_api: Api, app_settings: Se
     info = ds["info"]
     assert (info["num_samples"], info["num_classes"], info["class_counts"]) == (30, 3, [10, 10, 10])
     assert (info["input_shape"], info["in_channels"]) == ([1, 8, 8], 1)
-    stored = list((app_settings.data_dir / "datasets").iterdir())
-    assert len(stored) == 1 and stored[0].stat().st_size == info["size_bytes"]
+    stored = sorted((app_settings.data_dir / "datasets").iterdir(), key=lambda p: p.is_dir())
+    assert len(stored) == 2 and stored[0].stat().st_size == info["size_bytes"]
+    # Converted at upload into the on-disk store the workers map: samples as stored (float32
+    # here), labels, metadata with the per-channel statistics.
+    assert stored[1].is_dir() and info["store"] == str(stored[1])
+    meta = json.loads((stored[1] / "meta.json").read_text())
+    assert (meta["num_samples"], meta["sample_shape"], meta["dtype"]) == (30, [1, 8, 8], "float32")
+    x = np.load(stored[1] / "x.npy", mmap_mode="r")
+    assert x.shape == (30, 1, 8, 8) and len(meta["mean"]) == 1 and len(meta["std"]) == 1
     assert _leftovers(app_settings) == []
     assert [d["id"] for d in api.get("/api/v1/datasets").json()["items"]] == [ds["id"]]
     assert api.get(f"/api/v1/datasets/{ds['id']}").json()["info"] == info

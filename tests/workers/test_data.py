@@ -19,7 +19,14 @@ def _labels(data: object, split: str) -> np.ndarray:
 
 
 def test_registry_lists_all_formats() -> None:
-    assert set(list_datasets()) == {"digits", "synthetic", "npz", "image-folder", "cifar10"}
+    assert set(list_datasets()) == {
+        "digits",
+        "synthetic",
+        "npz",
+        "image-folder",
+        "cifar10",
+        "cifar",
+    }
     with pytest.raises(DatasetError, match="unknown dataset 'nope'"):
         load_dataset("nope")
 

@@ -11,7 +11,8 @@ fresh process. A stage runs it through its engine, the same way wherever it runs
 
 ``resources`` are custom node resources a call needs (a latency target's Ray resource), so it
 runs only on nodes that carry them. Training is its own verb: one long, resumable run that
-reports every epoch and honours a stop request (on Ray, a Tune trial with retries).
+reports every epoch (and step-level progress) and honours a stop request (on Ray, a
+data-parallel Ray Train run with retries).
 
 :class:`LocalEngine` runs everything in the calling process (tests, command-line runs). The Ray
 engine (``workers.runtime.ray_engine.RayEngine``) wraps each unit in ``ray.remote``.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from workers.pipeline.records import EpochReport, TrainRequest
+from workers.pipeline.records import EpochReport, TrainingProgress, TrainRequest
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -32,6 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EpochFn = Callable[[EpochReport], None]
 StopFn = Callable[[], bool]
+ProgressFn = Callable[[TrainingProgress], None]
 Resources = Mapping[str, float]
 
 
@@ -65,8 +67,15 @@ def placement_of(fn: Callable[..., Any]) -> Placement:
 
 
 class Engine(Protocol):
-    def train(self, req: TrainRequest, on_epoch: EpochFn, should_stop: StopFn) -> Path:
-        """Train (resuming from ``req.run_dir`` checkpoints); returns the final checkpoint."""
+    def train(
+        self,
+        req: TrainRequest,
+        on_epoch: EpochFn,
+        should_stop: StopFn,
+        on_progress: ProgressFn | None = None,
+    ) -> Path:
+        """Train (resuming from ``req.run_dir`` checkpoints); returns the final checkpoint.
+        ``on_progress`` gets step-level progress (images/s, ETA) every few seconds."""
         ...
 
     def call(self, fn: Callable[..., T], *args: Any, resources: Resources | None = None) -> T:
@@ -92,10 +101,16 @@ class Engine(Protocol):
 class LocalEngine:
     """Runs every piece of work in this process, one after the other."""
 
-    def train(self, req: TrainRequest, on_epoch: EpochFn, should_stop: StopFn) -> Path:
+    def train(
+        self,
+        req: TrainRequest,
+        on_epoch: EpochFn,
+        should_stop: StopFn,
+        on_progress: ProgressFn | None = None,
+    ) -> Path:
         from workers.pipeline.work.training import train
 
-        return train(req, on_epoch=on_epoch, should_stop=should_stop)
+        return train(req, on_epoch=on_epoch, should_stop=should_stop, on_progress=on_progress)
 
     def call(self, fn: Callable[..., T], *args: Any, resources: Resources | None = None) -> T:
         return fn(*args)

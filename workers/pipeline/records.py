@@ -9,7 +9,7 @@ strings) and are encoded to JSON once, by the sink, where they enter the store
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,12 +32,38 @@ def jsonable(v: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class TrainResources:
+    """Where and how a job's supernet trains (the job spec's ``resources``): data-parallel
+    workers, each with its CPUs and GPUs (a GPU worker trains on CUDA, NCCL between workers;
+    CPU workers use gloo), and the precision (``bf16``: autocast on CUDA)."""
+
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    precision: str = "fp32"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> TrainResources:
+        d = dict(data or {})
+        return cls(
+            workers=int(d.get("workers", 1)),
+            cpus_per_worker=float(d.get("cpus_per_worker", 1.0)),
+            gpus_per_worker=float(d.get("gpus_per_worker", 0.0)),
+            precision=str(d.get("precision", "fp32")),
+        )
+
+
+@dataclass(frozen=True)
 class TrainRequest:
     space_spec: dict[str, Any]
     data: DataRef
     training: dict[str, Any]  # the job's TrainingSpec as JSON
     run_dir: Path
     seed: int
+    resources: TrainResources = field(default_factory=TrainResources)
+    # Mid-epoch checkpoints (None: only at epoch ends), by steps or seconds, whichever first.
+    checkpoint_every_steps: int | None = None
+    checkpoint_every_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +160,14 @@ class TrainingProgress(Progress):
     global_epoch: int | None = None
     total_epochs: int | None = None
     step: int | None = None
+    # Step-level progress (between epoch reports): steps of this epoch, position in the whole
+    # schedule, global images per second, estimated seconds left, data-parallel workers.
+    steps: int | None = None
+    position: int | None = None
+    total_steps: int | None = None
+    images_per_s: float | None = None
+    eta_s: float | None = None
+    workers: int | None = None
     skipped: bool | None = None  # the job reuses another job's supernet ...
     reused: str | None = None  # ... this checkpoint
 
@@ -148,6 +182,29 @@ class TrainingProgress(Progress):
             total_epochs=report.total_epochs,
             step=report.step,
         )
+
+    @classmethod
+    def of_step(cls, info: Mapping[str, Any]) -> TrainingProgress:
+        """The progress of the trainer's ``on_step`` dict."""
+        total_epochs = info.get("total_epochs")
+        return cls(
+            phase=str(info.get("phase", "")),
+            phase_index=_opt_int(info.get("phase_index")),
+            epoch=_opt_int(info.get("epoch")),
+            epochs=_opt_int(info.get("epochs")),
+            total_epochs=_opt_int(total_epochs),
+            step=_opt_int(info.get("step")),
+            steps=_opt_int(info.get("steps")),
+            position=_opt_int(info.get("position")),
+            total_steps=_opt_int(info.get("total_steps")),
+            images_per_s=_opt_float(info.get("images_per_s")),
+            eta_s=_opt_float(info.get("eta_s")),
+            workers=_opt_int(info.get("world_size")),
+        )
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else round(float(v), 3)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,19 @@
 """The training stage: train the job's supernet through the engine (resuming from the
 checkpoints of an earlier attempt), or skip it when the job reuses another job's supernet or
-its own ``final.pt`` exists. Every epoch is logged and reported as the job's progress."""
+its own ``final.pt`` exists. Every epoch is logged and reported as the job's progress, and
+step-level progress (images/s, ETA) is reported between epochs. The job's ``resources``
+(data-parallel workers, CPUs and GPUs per worker, precision) travel in the request."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workers.pipeline.records import EpochReport, TrainingProgress, TrainRequest
+from workers.pipeline.records import (
+    EpochReport,
+    TrainingProgress,
+    TrainRequest,
+    TrainResources,
+)
 from workers.pipeline.sink import JobCancelled
 
 if TYPE_CHECKING:
@@ -31,6 +38,7 @@ def training_stage(ctx: Context) -> str:
         training=inputs.spec.training.model_dump(mode="json"),
         run_dir=inputs.train_dir,
         seed=inputs.seed,
+        resources=TrainResources.from_json(_resources(inputs.spec)),
     )
 
     def on_epoch(report: EpochReport) -> None:
@@ -50,8 +58,12 @@ def training_stage(ctx: Context) -> str:
             return True
         return False
 
+    def on_progress(progress: TrainingProgress) -> None:
+        # Step-level: images/s and ETA between epoch reports (also keeps the stall guard fed).
+        ctx.sink.report_stage(progress)
+
     try:
-        path = ctx.engine.train(req, on_epoch, should_stop)
+        path = ctx.engine.train(req, on_epoch, should_stop, on_progress)
     except JobCancelled:
         raise
     except Exception as exc:
@@ -62,3 +74,11 @@ def training_stage(ctx: Context) -> str:
     ctx.check_cancel(every_s=0)
     ctx.sink.set_checkpoint(str(inputs.run_dir), str(path))
     return str(path)
+
+
+def _resources(spec: object) -> dict[str, object]:
+    resources = getattr(spec, "resources", None)
+    if resources is None:
+        return {}
+    dumped: dict[str, object] = resources.model_dump(mode="json")
+    return dumped

@@ -27,6 +27,7 @@ from nas_service.db import Database, jobs
 from nas_service.db import artifacts as arts
 from nas_service.domain import JobStatus
 from nas_service.domain.states import TERMINAL
+from nas_service.services.capacity import write_capacity
 from nas_service.settings import Settings
 
 log = logging.getLogger("workers.runtime.dispatcher")
@@ -95,6 +96,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._last_reap = 0.0
+        self._last_capacity = -1e18
         # Reap often enough that a lost job is back in the queue soon after it goes stale.
         self._reap_every = min(
             self.config.reap_every_s, settings.stale_after_s / 2, settings.stall_after_s / 2
@@ -147,9 +149,20 @@ class Dispatcher:
         self.db.dispose()
 
     # ----- one round ----------------------------------------------------------------------------
+    def record_capacity(self) -> None:
+        """Write the cluster's training capacity where the API checks submitted resources
+        (``nas_service.services.capacity``)."""
+        write_capacity(self.settings, cluster_nodes(), source=self.worker_id)
+
     def tick(self) -> None:
         self._collect()
         now = time.monotonic()
+        if now - self._last_capacity >= self.settings.capacity_every_s:
+            self._last_capacity = now
+            try:
+                self.record_capacity()
+            except Exception:  # the data directory unwritable: submits fall back to limits
+                log.exception("could not record the cluster capacity")
         if now - self._last_reap >= self._reap_every:
             self._last_reap = now
             self.reap()
@@ -304,17 +317,66 @@ def _parse_args(argv: list[str] | None) -> Any:
     return p.parse_args(argv)
 
 
+def ray_auth_env(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a client of the cluster at ``NAS_RAY_ADDRESS`` needs for Ray's token
+    authentication.
+
+    ``ray start --head`` (Ray >= 2.52) turns token authentication on whenever a token exists
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), but a client that
+    joins an explicit address does not: it must set ``RAY_AUTH_MODE=token`` itself. So: an
+    explicit ``RAY_AUTH_MODE`` is kept; ``NAS_RAY_AUTH_TOKEN_PATH`` names the token file;
+    otherwise token mode is on exactly when a token is found the way the head looks for it.
+    """
+    env = dict(os.environ if environ is None else environ)
+    out: dict[str, str] = {}
+    if settings.ray_auth_token_path is not None:
+        out["RAY_AUTH_TOKEN_PATH"] = str(settings.ray_auth_token_path)
+    if "RAY_AUTH_MODE" in env:
+        return out
+    token_file = out.get("RAY_AUTH_TOKEN_PATH") or env.get("RAY_AUTH_TOKEN_PATH")
+    default = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    has_token = bool(env.get("RAY_AUTH_TOKEN")) or any(
+        p and os.path.isfile(p) and os.path.getsize(p) > 0 for p in (token_file, default)
+    )
+    if has_token:
+        out["RAY_AUTH_MODE"] = "token"
+    return out
+
+
+def _reload_ray_auth() -> None:
+    """Make this process's Ray read the auth variables again: it read them (and looked for a
+    token) when it was imported."""
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 def init_ray(settings: Settings, num_cpus: int | None = None) -> None:
-    """Join ``NAS_RAY_ADDRESS`` or start a local Ray; keep this process's SIGTERM handler
-    (``ray.init`` installs its own, which would skip our clean shutdown)."""
+    """Join ``NAS_RAY_ADDRESS`` (with the cluster's token, see :func:`ray_auth_env`) or start
+    a local Ray; keep this process's SIGTERM handler (``ray.init`` installs its own, which
+    would skip our clean shutdown)."""
     import signal
 
     previous = signal.getsignal(signal.SIGTERM)
     if settings.ray_address:
+        auth = ray_auth_env(settings)
+        if auth:
+            os.environ.update(auth)
+            _reload_ray_auth()
         ray.init(address=settings.ray_address, include_dashboard=False)
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
     signal.signal(signal.SIGTERM, previous)
+
+
+def cluster_nodes() -> list[dict[str, float]]:
+    """CPUs and GPUs of every alive node of the connected cluster."""
+    return [
+        {"CPU": float(n["Resources"].get("CPU", 0.0)), "GPU": float(n["Resources"].get("GPU", 0.0))}
+        for n in ray.nodes()
+        if n.get("Alive")
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The Ray engine: training as a Ray Tune trial, every other unit of work as a Ray task.
+"""The Ray engine: training as a data-parallel Ray Train run, every other unit of work as a
+Ray task.
 
 A unit (``workers.pipeline.engine.unit``) becomes ``ray.remote(fn)`` with its placement as
 task options: CPUs, retries, ``max_calls=1`` for a unit that needs a fresh process (Ray takes
@@ -8,14 +9,24 @@ a Ray resource runs only on nodes that carry that resource. The units' per-proce
 (``workers.pipeline.work.cache``) keep the loaded supernet and data in a Ray worker between
 tasks.
 
-The Tune trial resumes from the checkpoints in the job's run directory, so a retried trial
-(``FailureConfig``) continues rather than restarts; it reports every epoch through Tune, and
-stops within seconds of a cancel via a flag file.
+Training is a ``TorchTrainer`` (Ray Train, DDP-style): ``resources.workers`` workers, each with
+its CPUs and GPUs (gloo between CPU workers, NCCL between GPU workers; a GPU worker trains on
+CUDA). Every rank runs the same trainer (``workers.training``) with its ``Dist``: the same
+subnets from the shared seed, its share of the global batch, one gradient all-reduce per
+sandwich step. Rank 0 writes each checkpoint (per epoch, and by steps or time mid-epoch) to the
+job's run directory and reports it through Ray Train's checkpoint API into the shared store
+(``run_dir/ray``); a worker that dies brings the group back (``FailureConfig``) from the last
+reported checkpoint, and a later attempt of the job (same run name and storage) resumes from it
+too. Rank 0 sends epoch reports and step-level progress to this process through a Ray queue;
+a cancel becomes a stop file that every rank sees, and the ranks stop together.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -23,12 +34,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import ray
-from ray import tune
 from ray.exceptions import RayTaskError
 
-from workers.pipeline.engine import EpochFn, Resources, StopFn, placement_of
+from workers.pipeline.engine import EpochFn, ProgressFn, Resources, StopFn, placement_of
 from workers.pipeline.job import DeviceInfo
-from workers.pipeline.records import EpochReport, TrainRequest
+from workers.pipeline.records import EpochReport, TrainingProgress, TrainRequest
 from workers.pipeline.sink import JobCancelled
 from workers.pipeline.work.latency import device_resources
 from workers.runtime.errors import caused_by, task_cause
@@ -37,6 +47,8 @@ T = TypeVar("T")
 X = TypeVar("X")
 
 STOP_FLAG = "STOP"
+RUN_NAME = "supernet"  # one Ray Train run per job: a later attempt finds its checkpoints
+STORAGE_DIR = "ray"
 
 
 class TrainingFailed(RuntimeError):
@@ -49,76 +61,180 @@ def device_options(device: DeviceInfo) -> dict[str, Any]:
     return {"resources": resources} if resources else {}
 
 
-def train_trainable(config: dict[str, Any]) -> None:
-    """Tune function trainable: runs (or resumes) the supernet training of one job."""
+def _reported_checkpoint(tmp: Path) -> Path | None:
+    """This rank's copy of the checkpoint Ray Train restored (the latest reported), if any."""
+    import ray.train
+
+    ck = ray.train.get_checkpoint()
+    if ck is None:
+        return None
+    with ck.as_directory() as d:
+        files = sorted(Path(d).glob("*.pt"))
+        if not files:
+            return None
+        local = tmp / files[-1].name
+        shutil.copy2(files[-1], local)
+    return local
+
+
+def _newer_than_files(run_dir: Path, reported: Path | None) -> Path | None:
+    """The reported checkpoint, unless the run directory holds a later one (rank 0 writes
+    its file before reporting it, and a job killed in between restores an older report):
+    None then, and the trainer resumes from the run directory's latest."""
+    from workers.training.checkpoint import checkpoint_position, list_checkpoints
+
+    if reported is None:
+        return None
+    files = list_checkpoints(run_dir)
+    mine, latest = (
+        checkpoint_position(reported),
+        (checkpoint_position(files[-1]) if files else None),
+    )
+    if latest is not None and mine is not None and latest >= mine:
+        return None
+    return reported
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """One rank of the job's training (the ``TorchTrainer`` loop function)."""
+    import ray.train
+    import torch
+
     from workers.pipeline.work.training import train
     from workers.training import TrainingCancelled
+    from workers.training.distributed import Dist
 
     req: TrainRequest = config["request"]
+    queue = config["queue"]
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, int(req.resources.cpus_per_worker)))
+    device = "cpu"
+    if req.resources.gpus_per_worker > 0:
+        import ray.train.torch
+
+        device = str(ray.train.torch.get_device())
     stop_file = req.run_dir / STOP_FLAG
+    dist = Dist(rank, world)
+    # Which process is which rank (operators and tests find a worker to inspect or kill).
+    pid_dir = req.run_dir / STORAGE_DIR / "ranks"
+    pid_dir.mkdir(parents=True, exist_ok=True)
+    (pid_dir / f"rank-{rank}.pid").write_text(str(os.getpid()))
+    (pid_dir / f"rank-{rank}.node").write_text(ray.get_runtime_context().get_node_id())
 
     def on_epoch(report: EpochReport) -> None:
-        # Which process trained the epoch: after a retry the log shows the new trial's. The
-        # report travels to the driver as it is (Tune pickles results).
-        tune.report({"epoch_report": replace(report, worker_pid=os.getpid()), "done": False})
+        # Which process trained the epoch: after a retry the log shows the new worker's.
+        queue.put(("epoch", replace(report, worker_pid=os.getpid())))
 
-    def should_stop() -> bool:
-        return stop_file.exists()
+    def on_progress(progress: TrainingProgress) -> None:
+        queue.put(("progress", progress))
 
-    try:
-        path = train(req, on_epoch=on_epoch, should_stop=should_stop)
-    except Exception as exc:
-        if should_stop() and caused_by(exc, TrainingCancelled):
-            tune.report({"epoch_report": None, "done": True, "cancelled": True})
+    def on_checkpoint(path: Path | None, info: dict[str, Any]) -> None:
+        # Every rank reports (Ray Train's barrier); rank 0 with the checkpoint file.
+        if path is None:
+            ray.train.report(dict(info), checkpoint=None)
             return
-        raise
-    tune.report({"epoch_report": None, "done": True, "final": str(path)})
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copy2(path, Path(d) / path.name)
+            ray.train.report(
+                {**info, "checkpoint": path.name},
+                checkpoint=ray.train.Checkpoint.from_directory(d),
+            )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        resume = _newer_than_files(req.run_dir, _reported_checkpoint(Path(tmp)))
+        try:
+            train(
+                req,
+                on_epoch=on_epoch,
+                on_progress=on_progress,
+                should_stop=stop_file.exists,
+                dist=dist,
+                resume_from=resume,
+                on_checkpoint=on_checkpoint,
+                device=device,
+            )
+        except Exception as exc:
+            if stop_file.exists() and caused_by(exc, TrainingCancelled):
+                if rank == 0:
+                    queue.put(("cancelled", None))
+                return  # a clean end: Ray Train must not retry a cancelled run
+            raise
+    if rank == 0:
+        queue.put(("done", str(req.run_dir / "final.pt")))
 
 
-def _ignore_epoch(report: EpochReport) -> None:
-    return None
+class _Forwarder:
+    """In the job's process, beside ``trainer.fit()``: hands rank 0's reports to the job's
+    hooks and turns the job's cancel flag into the stop file."""
 
-
-def _never() -> bool:
-    return False
-
-
-class _Forwarder(tune.Callback):
-    """Runs in the job's process (the Tune driver): forwards epoch reports and turns the job's
-    cancel flag into the trial's stop file."""
-
-    def __init__(self, on_epoch: EpochFn, should_stop: StopFn, stop_file: Path):
-        self.on_epoch = on_epoch
-        self.should_stop = should_stop
-        self.stop_file = stop_file
+    def __init__(
+        self,
+        queue: Any,
+        on_epoch: EpochFn,
+        on_progress: ProgressFn | None,
+        should_stop: StopFn,
+        stop_file: Path,
+    ):
+        self.queue, self.on_epoch, self.on_progress = queue, on_epoch, on_progress
+        self.should_stop, self.stop_file = should_stop, stop_file
         self.cancelled = False
-        self._last = 0.0
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="train-forwarder", daemon=True)
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its run config into the experiment folder; the live hooks (closures
-        # over the job's store connection) stay in this process and are not part of it.
-        return {"stop_file": self.stop_file, "cancelled": self.cancelled, "_last": 0.0}
+    def start(self) -> None:
+        self._thread.start()
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.on_epoch = _ignore_epoch
-        self.should_stop = _never
+    def finish(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=30)
+        self._drain()
 
-    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        now = time.monotonic()
-        if self.cancelled or now - self._last < 0.5:
+    def _drain(self) -> None:
+        while True:
+            try:
+                kind, item = self.queue.get_nowait()
+            except Exception:  # ray.util.queue.Empty, or the queue actor already gone
+                return
+            self._handle(kind, item)
+
+    def _handle(self, kind: str, item: Any) -> None:
+        if self.error is not None:
             return
-        self._last = now
-        if self.should_stop():
-            self.cancelled = True
+        try:
+            if kind == "epoch" and isinstance(item, EpochReport):
+                self.on_epoch(item)
+            elif kind == "progress" and self.on_progress is not None:
+                self.on_progress(item)
+        except BaseException as exc:  # the job was lost or cancelled: stop training
+            self.error = exc
             self.stop_file.touch()
 
-    def on_trial_result(
-        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
-    ) -> None:
-        report = result.get("epoch_report")
-        if isinstance(report, EpochReport):
-            self.on_epoch(report)
+    def _run(self) -> None:
+        from ray.util.queue import Empty
+
+        last = 0.0
+        while not self._done.is_set():
+            try:
+                kind, item = self.queue.get(timeout=0.25)
+                self._handle(kind, item)
+            except Empty:
+                pass
+            except Exception as exc:  # the queue actor died: nothing more will come
+                if self.error is None:
+                    self.error = exc
+                return
+            now = time.monotonic()
+            if not self.cancelled and now - last >= 0.5:
+                last = now
+                try:
+                    stop = self.should_stop()
+                except BaseException as exc:
+                    self.error, stop = exc, True
+                if stop:
+                    self.cancelled = True
+                    self.stop_file.touch()
 
 
 def _get(refs: Any) -> Any:
@@ -135,37 +251,92 @@ def _get(refs: Any) -> Any:
 class RayEngine:
     """Runs a job's work on the Ray cluster this process is connected to."""
 
-    def __init__(self, *, max_failures: int = 2, eval_chunk: int = 8, parallel: int | None = None):
+    def __init__(
+        self,
+        *,
+        max_failures: int = 2,
+        eval_chunk: int = 8,
+        parallel: int | None = None,
+        checkpoint_every_s: float | None = 300.0,
+        checkpoint_every_steps: int | None = None,
+        settings: Any = None,
+    ):
         self.max_failures = max_failures
         self.eval_chunk = eval_chunk
         self.parallel = parallel
+        if settings is not None:
+            checkpoint_every_s = settings.train_checkpoint_every_s
+            checkpoint_every_steps = settings.train_checkpoint_every_steps
+        self.checkpoint_every_s = checkpoint_every_s
+        self.checkpoint_every_steps = checkpoint_every_steps
         self._remotes: dict[Callable[..., Any], Any] = {}
 
-    def train(self, req: TrainRequest, on_epoch: EpochFn, should_stop: StopFn) -> Path:
-        # No console tables from Tune (with verbose=0): the job's store has the numbers.
+    def trainer(self, req: TrainRequest, queue: Any) -> Any:
+        """The ``TorchTrainer`` of ``req`` (workers, CPUs and GPUs each, retries, storage)."""
+        from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+
+        r = req.resources
+        per_worker: dict[str, float] = {"CPU": float(r.cpus_per_worker)}
+        if r.gpus_per_worker > 0:
+            per_worker["GPU"] = float(r.gpus_per_worker)
+        return TorchTrainer(
+            train_worker,
+            train_loop_config={"request": req, "queue": queue},
+            scaling_config=ScalingConfig(
+                num_workers=r.workers,
+                use_gpu=r.gpus_per_worker > 0,  # NCCL then, gloo otherwise
+                resources_per_worker=per_worker,
+            ),
+            run_config=RunConfig(
+                name=RUN_NAME,
+                storage_path=str((req.run_dir / STORAGE_DIR).resolve()),
+                failure_config=FailureConfig(max_failures=self.max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=2),
+            ),
+        )
+
+    def train(
+        self,
+        req: TrainRequest,
+        on_epoch: EpochFn,
+        should_stop: StopFn,
+        on_progress: ProgressFn | None = None,
+    ) -> Path:
+        from ray.util.queue import Queue
+
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        if req.checkpoint_every_s is None and req.checkpoint_every_steps is None:
+            req = replace(
+                req,
+                checkpoint_every_s=self.checkpoint_every_s,
+                checkpoint_every_steps=self.checkpoint_every_steps,
+            )
         req.run_dir.mkdir(parents=True, exist_ok=True)
         stop_file = req.run_dir / STOP_FLAG
         stop_file.unlink(missing_ok=True)
-        forwarder = _Forwarder(on_epoch, should_stop, stop_file)
-        tuner = tune.Tuner(
-            tune.with_resources(train_trainable, {"cpu": 1}),
-            param_space={"request": req},
-            run_config=tune.RunConfig(
-                name=f"train-{time.time_ns()}",
-                storage_path=str((req.run_dir / "tune").resolve()),
-                failure_config=tune.FailureConfig(max_failures=self.max_failures),
-                callbacks=[forwarder],
-                verbose=0,
-            ),
-        )
-        results = tuner.fit()
-        result = results[0]
+        queue = Queue(actor_options={"num_cpus": 0})
+        forwarder = _Forwarder(queue, on_epoch, on_progress, should_stop, stop_file)
+        forwarder.start()
+        failure: BaseException | None = None
+        try:
+            self.trainer(req, queue).fit()
+        except Exception as exc:  # Ray Train's TrainingFailedError after the retries
+            failure = exc
+        finally:
+            forwarder.finish()
+            queue.shutdown(force=True)
+        if forwarder.error is not None and not isinstance(forwarder.error, Exception):
+            raise forwarder.error
+        if isinstance(forwarder.error, JobCancelled):
+            raise forwarder.error
         if forwarder.cancelled or stop_file.exists():
             stop_file.unlink(missing_ok=True)
+            if forwarder.error is not None:
+                raise forwarder.error
             raise JobCancelled("training stopped on request")
-        if result.error is not None:
-            raise TrainingFailed(f"training failed after retries: {result.error}")
+        if failure is not None:
+            raise TrainingFailed(f"training failed after retries: {failure}") from failure
         final = req.run_dir / "final.pt"
         if not final.is_file():
             raise TrainingFailed(f"training ended without writing {final}")

@@ -186,9 +186,10 @@ def _data_ref(s: Any, spec: JobSpec) -> DataRef:
     art = arts.get_artifact(s, ds.artifact_id)
     if art is None or not art.uri:
         raise LookupError(f"dataset {ref.id} has no stored file")
-    # The stored upload itself: each format's reader takes its file (an image zip included).
+    # Its on-disk store where it has one that fits the options, else the stored file itself
+    # (an upload from before conversion): the format's reader takes it.
     return DataRef(
-        ds.format, spec.seed, {**dict(ref.options), datasets.file_option(ds.format): art.uri}
+        ds.format, spec.seed, datasets.data_options(ds.format, ds.info or {}, art.uri, ref.options)
     )
 
 
@@ -215,7 +216,7 @@ def _run(
     if engine is None:
         from workers.runtime.ray_engine import RayEngine
 
-        engine = RayEngine()
+        engine = RayEngine(settings=settings)
     try:
         inputs, owner = resolve_inputs(db, settings, jid)
         spec = inputs.spec

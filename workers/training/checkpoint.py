@@ -22,7 +22,8 @@ from search_spaces import SearchSpace, get_space
 from search_spaces.nn import Supernet
 
 FINAL_NAME = "final.pt"
-_EPOCH_RE = re.compile(r"^p(\d+)-e(\d+)\.pt$")
+# p00-e0002.pt: after 2 epochs of phase 0; p00-e0002-s0005.pt: 5 steps into its third epoch.
+_EPOCH_RE = re.compile(r"^p(\d+)-e(\d+)(?:-s(\d+))?\.pt$")
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -43,15 +44,21 @@ def atomic_save(obj: dict[str, Any], path: Path) -> None:
 
 def rng_states() -> dict[str, Any]:
     py = random.getstate()
-    return {
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": json.dumps(_np_state_to_json(np.random.get_state())),
         "python": json.dumps([py[0], list(py[1]), py[2]]),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_states(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
     np_state = json.loads(state["numpy"])
     np.random.set_state(
         (
@@ -76,20 +83,43 @@ def epoch_checkpoint_path(run_dir: Path, phase: int, done: int) -> Path:
     return run_dir / CHECKPOINT_DIR / f"p{phase:02d}-e{done:04d}.pt"
 
 
+def step_checkpoint_path(run_dir: Path, phase: int, done: int, step: int) -> Path:
+    """Mid-epoch checkpoint: ``step`` steps into epoch ``done + 1`` of ``phase``."""
+    return run_dir / CHECKPOINT_DIR / f"p{phase:02d}-e{done:04d}-s{step:04d}.pt"
+
+
+def checkpoint_position(path: Path) -> tuple[int, int, int] | None:
+    """``(phase, epochs done, steps into the next epoch)`` of a checkpoint file's name."""
+    m = _EPOCH_RE.match(path.name)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Epoch checkpoints in training order (the start checkpoint first)."""
+    """Epoch and mid-epoch checkpoints in training order (the start checkpoint first)."""
     folder = run_dir / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
     found = []
     for p in folder.iterdir():
-        m = _EPOCH_RE.match(p.name)
-        if m:
-            found.append(((int(m.group(1)), int(m.group(2))), p))
+        pos = checkpoint_position(p)
+        if pos is not None:
+            found.append((pos, p))
     return [p for _, p in sorted(found)]
 
 
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Drop the mid-epoch checkpoints an epoch checkpoint supersedes, then keep the last
+    ``keep`` (0: all)."""
+    listed = list_checkpoints(run_dir)
+    if listed:
+        last = checkpoint_position(listed[-1])
+        if last is not None and last[2] == 0:
+            for p in listed[:-1]:
+                pos = checkpoint_position(p)
+                if pos is not None and pos[2] and pos[:2] < last[:2]:
+                    p.unlink(missing_ok=True)
     if keep <= 0:
         return
     for p in list_checkpoints(run_dir)[:-keep]:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nas_service.catalog.datasets.augment import AugmentOptions
 from search_spaces import SearchSpace
 from workers.bn import BN_BATCH, BN_IMAGES
 from workers.data import DatasetSplits
@@ -62,6 +63,9 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0, description="largest subnet only")
     distill: bool = True  # in-place distillation from the largest (detached soft targets)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    # Image augmentation of training batches (``DatasetSplits.batches(augment=...)``); None:
+    # the batches as stored.
+    augment: AugmentOptions | None = None
     # The shared rule of workers.bn (also SubnetEvaluator's and the export's defaults), so that
     # the per-epoch scores equal the search's for the same seed.
     bn_images: int = Field(default=BN_IMAGES, ge=1, description="train images for BN recalibration")

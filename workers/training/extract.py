@@ -7,15 +7,15 @@ from torch import nn
 
 from search_spaces import Arch
 from search_spaces.nn import Supernet
-from workers.bn import BN_BATCH, BN_IMAGES, calibration_batches, calibration_images, recalibrate_bn
+from workers.bn import BN_BATCH, BN_IMAGES, calibration_batches, calibration_indices, recalibrate_bn
 from workers.data import DatasetSplits
 
 
 def bn_calibration_images(data: DatasetSplits, images: int, seed: int) -> torch.Tensor:
     """The BN calibration subset of the TRAIN split (``workers.bn.calibration_indices``): the
     same images the training loop, ``SubnetEvaluator`` and the export use for this seed."""
-    x, _ = data.tensors("train")
-    return calibration_images(x, images, seed)
+    idx = calibration_indices(data.sizes()["train"], images, seed)
+    return data.rows("train", idx)[0]  # those rows only: never the whole split
 
 
 def recalibrated_extract(

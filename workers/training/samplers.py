@@ -151,7 +151,9 @@ class SubnetSampler(ABC):
     @abstractmethod
     def propose(self) -> list[Arch]: ...
 
-    def accept(self, arch: Arch, loss: float) -> None:
+    def accept(self, arch: Arch, loss: float | None = None) -> None:
+        # The loss is not needed (the histogram counts archs): the trainer passes none, which
+        # keeps a host sync off every training step.
         self.counts[self.bin_of(self.space.flops(arch))] += 1
 
     # The adaptive policy's hooks; the other samplers never ask for a probe.

@@ -3,8 +3,10 @@ evaluation with BN recalibration."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,7 @@ from torch import nn
 
 from search_spaces import Arch
 from workers.bn import calibration_batches, recalibrate_bn
+from workers.training.distributed import Dist
 from workers.training.samplers import SubnetSampler
 
 
@@ -35,9 +38,18 @@ class StepPlan:
 
 @dataclass
 class StepResult:
-    losses: dict[str, float]
-    total: float
+    """What a step trained. ``losses`` are detached device tensors (reading one is a host
+    sync; the trainer reads them only where it reports)."""
+
+    losses: dict[str, torch.Tensor]
     archs: list[Arch] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return float(sum(float(v) for v in self.losses.values()))
+
+    def host_losses(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.losses.items()}
 
 
 def _forward(net: nn.Module, arch: Arch, x: torch.Tensor) -> torch.Tensor:
@@ -52,27 +64,39 @@ def sandwich_step(
     y: torch.Tensor,
     plan: StepPlan,
     sampler: SubnetSampler | None,
+    *,
+    amp: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    dist: Dist | None = None,
 ) -> StepResult:
     """Forward and backward every subnet of the step; gradients accumulate in ``net``.
 
     The largest subnet learns from labels (with label smoothing); the others learn from its
     detached soft predictions when distillation is on, else from labels without smoothing.
-    The caller zeroes gradients before and clips and steps the optimizer after.
+    The caller zeroes gradients before and all-reduces, clips and steps the optimizer after.
+    ``amp`` is the autocast context of the forward passes (losses are computed in fp32). On
+    several ranks every rank draws the same subnets (same sampler seed); best-of-k scores are
+    averaged over the ranks so that all of them keep the same candidate.
     """
-    losses: dict[str, float] = {}
+    losses: dict[str, torch.Tensor] = {}
     archs: list[Arch] = []
     teacher: torch.Tensor | None = None
     train_largest = plan.sandwich or plan.random_subnets == 0
+
+    def forward(arch: Arch) -> torch.Tensor:
+        with amp():
+            out = _forward(net, arch, x)
+        return out.float()
+
     if train_largest:
-        logits = _forward(net, plan.largest, x)
+        logits = forward(plan.largest)
         loss = F.cross_entropy(logits, y, label_smoothing=plan.label_smoothing)
         loss.backward()
-        losses["largest"] = float(loss.detach())
+        losses["largest"] = loss.detach()
         teacher = F.softmax(logits.detach(), dim=1)
         archs.append(plan.largest)
     elif plan.distill:
         with torch.no_grad():
-            teacher = F.softmax(_forward(net, plan.largest, x), dim=1)
+            teacher = F.softmax(forward(plan.largest), dim=1)
 
     def student_loss(logits: torch.Tensor) -> torch.Tensor:
         if plan.distill and teacher is not None:
@@ -80,30 +104,33 @@ def sandwich_step(
         return F.cross_entropy(logits, y)
 
     if plan.sandwich and plan.smallest != plan.largest:
-        loss = student_loss(_forward(net, plan.smallest, x))
+        loss = student_loss(forward(plan.smallest))
         loss.backward()
-        losses["smallest"] = float(loss.detach())
+        losses["smallest"] = loss.detach()
         archs.append(plan.smallest)
-    sampled: list[float] = []
+    sampled: list[torch.Tensor] = []
     for _ in range(plan.random_subnets if sampler is not None else 0):
         assert sampler is not None
         candidates = sampler.propose()
         arch = candidates[0]
         if len(candidates) > 1:
-            # Best-of-k: score candidates on this minibatch without gradients, keep one.
+            # Best-of-k: score candidates on this minibatch without gradients, keep one (a
+            # decision, so a host read; averaged over ranks so every rank keeps the same).
             with torch.no_grad():
-                scores = [float(student_loss(_forward(net, a, x))) for a in candidates]
+                scores_t = torch.stack([student_loss(forward(a)) for a in candidates])
+            if dist is not None and dist.active:
+                dist.all_reduce_(scores_t)
+            scores = scores_t.tolist()
             pick = min if plan.best_of_mode == "best" else max
             arch = candidates[scores.index(pick(scores))]
-        loss = student_loss(_forward(net, arch, x))
+        loss = student_loss(forward(arch))
         loss.backward()
-        value = float(loss.detach())
-        sampler.accept(arch, value)
-        sampled.append(value)
+        sampler.accept(arch)
+        sampled.append(loss.detach())
         archs.append(arch)
     if sampled:
-        losses["random"] = sum(sampled) / len(sampled)
-    return StepResult(losses=losses, total=sum(losses.values()), archs=archs)
+        losses["random"] = torch.stack(sampled).mean()
+    return StepResult(losses=losses, archs=archs)
 
 
 def bn_batches(x: torch.Tensor, batch: int) -> Iterator[torch.Tensor]:
@@ -165,12 +192,14 @@ def evaluate_archs(
     for arch in archs:
         net.set_active(arch)  # type: ignore[operator]
         recalibrate_bn(net, (net.prepare_input(b) for b in bn_batches(bn_x, bn_batch)))  # type: ignore[operator]
-        correct, total_loss = 0, 0.0
+        # Sums stay on the device: one host read per arch, not per batch.
+        correct = torch.zeros((), dtype=torch.long, device=x.device)
+        total_loss = torch.zeros((), dtype=torch.float32, device=x.device)
         for i in range(0, len(x), batch):
-            logits = net(net.prepare_input(x[i : i + batch]))  # type: ignore[operator]
-            correct += int((logits.argmax(1) == y[i : i + batch]).sum())
-            total_loss += float(F.cross_entropy(logits, y[i : i + batch], reduction="sum"))
-        results.append({"accuracy": correct / len(x), "loss": total_loss / len(x)})
+            logits = net(net.prepare_input(x[i : i + batch])).float()  # type: ignore[operator]
+            correct += (logits.argmax(1) == y[i : i + batch]).sum()
+            total_loss += F.cross_entropy(logits, y[i : i + batch], reduction="sum")
+        results.append({"accuracy": int(correct) / len(x), "loss": float(total_loss) / len(x)})
     return results
 
 

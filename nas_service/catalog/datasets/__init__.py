@@ -9,7 +9,10 @@ Each format is one module of this package (listed in ``FORMATS``) that defines, 
 - for an upload format, ``inspect(path, limits)``: the check of an upload (clear errors, nothing
   stored on failure), returning the info kept with it;
 - ``read(*, seed, **options) -> Arrays``: the reader the workers call (they split, normalise
-  and batch what it returns);
+  and batch what it returns) for the small built-in sets and local files;
+- for a large upload, ``convert(source, ctx)``: the check of an upload that also writes it,
+  chunk by chunk, into the on-disk store (``store.py``) the workers map instead of reading the
+  file (``store_fits(options)``: whether a job's options can use that store);
 - ``ENTRY``: its catalog entry (``base.dataset_entry``).
 
 ``file_option`` is the reader option the runner sets to a stored dataset's file (never the
@@ -38,7 +41,7 @@ from search_spaces import DataShape
 
 KIND = "dataset"
 # The formats' modules, in the order the catalog lists them.
-FORMATS = ("digits", "synthetic", "npz", "image_folder", "cifar10")
+FORMATS = ("digits", "synthetic", "npz", "image_folder", "cifar10", "cifar")
 
 __all__ = [
     "DEFAULT_TEST_FRACTION",
@@ -51,6 +54,8 @@ __all__ = [
     "RawLayout",
     "SplitOptions",
     "builtin_names",
+    "converter",
+    "data_options",
     "data_shape",
     "dataset_entry",
     "entries",
@@ -100,6 +105,42 @@ def inspector(fmt: str) -> Callable[..., dict[str, Any]]:
         return info
 
     return run
+
+
+def converter(fmt: str) -> Callable[..., dict[str, Any]] | None:
+    """The conversion of an upload of format ``fmt`` into the on-disk store: ``(source,
+    settings, dest, progress=None) -> stored info``, raising ``ValidationFailed`` (field
+    ``file``) for a bad file; None for a format without one (its upload is only inspected)."""
+    convert = CATALOG.get(KIND, fmt).info.get("convert")
+    if convert is None:
+        return None
+
+    def run(source: Any, settings: Any, dest: Any, progress: Any = None) -> dict[str, Any]:
+        from nas_service.catalog.datasets.store import ConvertContext
+        from nas_service.domain import ValidationFailed
+
+        try:
+            info: dict[str, Any] = convert(source, ConvertContext(settings, dest, progress))
+        except DatasetError as exc:
+            raise ValidationFailed.one(exc.field, exc.reason) from exc
+        return info
+
+    return run
+
+
+def data_options(
+    fmt: str, info: Mapping[str, Any], uri: str, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What the workers' ``load_dataset(fmt, **...)`` takes for a stored dataset: its on-disk
+    store (``store``, with the split options) when it has one that fits ``options``, else the
+    stored file itself as the format's file option (an upload stored before conversion
+    existed, or options the store was not converted for)."""
+    store = info.get("store")
+    fits = CATALOG.get(KIND, fmt).info.get("store_fits")
+    if store and (fits is None or fits(options)):
+        split = {k: v for k, v in options.items() if k in SPLIT_OPTIONS}
+        return {**split, "store": str(store)}
+    return {**dict(options), file_option(fmt): uri}
 
 
 def suffix(fmt: str) -> str:

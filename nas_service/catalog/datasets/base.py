@@ -249,6 +249,8 @@ def dataset_entry(
     file_option: str | None = None,
     suffix: str | None = None,
     inspect: Callable[[Any, UploadLimits], dict[str, Any]] | None = None,
+    convert: Callable[[Any, Any], dict[str, Any]] | None = None,
+    store_fits: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> Any:
     """The catalog entry of a dataset format.
 
@@ -257,6 +259,13 @@ def dataset_entry(
     (``dataset.name``); otherwise a job gives a stored dataset's id, whose file the runner passes
     as ``file_option``. An upload format has a file ``suffix`` and an ``inspect(path, limits)``
     that checks the upload and returns the info stored with it (``shape`` reads that info).
+
+    ``convert(source, ctx)`` (``ctx``: ``store.ConvertContext``), where a format has one,
+    checks the upload (or a registered file or folder) as ``inspect`` does and writes it chunk
+    by chunk into the on-disk store the workers map (``store.py``), returning the stored info.
+    ``store_fits(options)``: whether a job with these reader options can use the store (a
+    format whose store fixes an option, such as the image size, says no for other values; the
+    runner then passes the original file to the reader).
     """
     from nas_service.catalog.registry import Entry
 
@@ -270,8 +279,10 @@ def dataset_entry(
             "builtin": builtin,
             "file_option": file_option,
             "suffix": suffix,
-            "upload": inspect is not None,
+            "upload": inspect is not None or convert is not None,
             "inspect": inspect,
+            "convert": convert,
+            "store_fits": store_fits,
             "shape": shape,
         },
     )

@@ -1,8 +1,9 @@
 """CIFAR-10 from a local copy of its python batches (``data_batch_1`` .. ``data_batch_5`` and
 ``test_batch``), for the command-line tools: not a job's dataset.
 
-The batches are pickles: they are read with an unpickler that admits only what numpy arrays
-need, so a crafted file cannot run code on load.
+The batches are pickles: they are read with the unpickler of ``cifar.py`` that admits only what
+numpy arrays need, so a crafted file cannot run code on load. (Uploads and registered copies of
+CIFAR-10/100 are the ``cifar`` format.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -23,6 +24,7 @@ from nas_service.catalog.datasets.base import (
     check_arrays,
     dataset_entry,
 )
+from nas_service.catalog.datasets.cifar import BatchUnpickler
 from search_spaces import DataShape
 
 
@@ -35,29 +37,12 @@ def shape(options: Mapping[str, Any], info: Mapping[str, Any]) -> DataShape:
     return DataShape.of((3, 32, 32), 10)
 
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found (expected the CIFAR-10 python batch)")
     try:
         with path.open("rb") as fh:
-            batch = _ArrayOnlyUnpickler(fh, encoding="bytes").load()
+            batch = BatchUnpickler(fh, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError) as exc:
         raise DatasetError(f"{path}: not a CIFAR-10 python batch ({exc})") from exc
     if not isinstance(batch, dict):

@@ -1,10 +1,14 @@
 """A folder of images per class: uploaded as a ``.zip`` (``class_name/image.png``), or a local
 folder of class folders. Images are resized to ``size`` (bilinear) and read as grayscale
-(1 channel) or RGB."""
+(1 channel) or RGB.
+
+An upload is decoded once, in parallel, into the on-disk store (``store.py``) at the default
+size as RGB; a job asking for another size or grayscale reads the zip (``store_fits``)."""
 
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,13 +22,13 @@ from nas_service.catalog.datasets.base import (
     DatasetError,
     RawLayout,
     SplitOptions,
-    UploadLimits,
     check_arrays,
     check_zip,
     dataset_entry,
     read_member,
     safe_member_name,
 )
+from nas_service.catalog.datasets.store import ConvertContext
 from search_spaces import DataShape
 
 IMAGE_EXTENSIONS = frozenset(
@@ -77,49 +81,137 @@ def _members(zf: zipfile.ZipFile) -> Iterator[tuple[zipfile.ZipInfo, str]]:
         yield info, p.parts[0]
 
 
-# ----- the upload check (service) -------------------------------------------------------------
-def inspect(path: Path, limits: UploadLimits) -> dict[str, Any]:
-    """A zip whose top-level folders are the classes, each holding image files."""
+# ----- the upload conversion (service) --------------------------------------------------------
+DECODE_THREADS = min(8, os.cpu_count() or 1)
+
+
+def store_fits(options: Mapping[str, Any]) -> bool:
+    """The store holds RGB images at the default size: a job asking for another size or for
+    grayscale reads the zip itself."""
+    size = options.get("size")
+    return _size_pair(DEFAULT_SIZE if size is None else size) == _size_pair(DEFAULT_SIZE) and not (
+        options.get("grayscale") or False
+    )
+
+
+def _decode(item: tuple[str, bytes], h: int, w: int) -> tuple[np.ndarray, tuple[int, int], str]:
     from PIL import Image
 
+    name, data = item
     try:
-        zf = zipfile.ZipFile(path)
+        with Image.open(io.BytesIO(data)) as im:
+            size = im.size
+            if max(size) > MAX_IMAGE_SIDE:
+                raise DatasetError(
+                    f"{name}: {size[0]}x{size[1]} exceeds {MAX_IMAGE_SIDE} pixels per side"
+                )
+            mode = im.mode
+            arr = np.asarray(im.convert("RGB").resize((w, h), Image.Resampling.BILINEAR))
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(f"{name}: unreadable image ({exc})") from exc
+    return arr.transpose(2, 0, 1), size, mode
+
+
+def convert(path: Path, ctx: ConvertContext) -> dict[str, Any]:
+    """A zip (or a registered folder) whose top-level folders are the classes, each holding
+    image files: decoded in parallel, resized to the default size as RGB, written as uint8
+    into the store in chunks. Returns the stored info."""
+    base = Path(path)
+    if base.is_dir():
+        listing = [(label, src) for label, src, _ in _folder_listing(base)]
+        counts: dict[str, int] = {}
+        for label, _ in listing:
+            counts[label] = counts.get(label, 0) + 1
+
+        def fetch(items: list[tuple[str, str]]) -> list[tuple[str, bytes]]:
+            return [(src, Path(src).read_bytes()) for _, src in items]
+
+        return _convert(listing, counts, fetch, ctx, str(base))
+    try:
+        zf = zipfile.ZipFile(base)
     except zipfile.BadZipFile as exc:
         raise DatasetError(f"not a readable zip file ({exc})") from exc
-    classes: dict[str, int] = {}
+    except OSError as exc:
+        raise DatasetError(f"{base}: cannot be read ({exc})") from exc
+    with zf:
+        check_zip(zf, ctx.limits, "zip")
+        members = sorted(_members(zf), key=lambda m: (m[1], m[0].filename))
+        infos = {m.filename: m for m, _ in members}
+        counts = {}
+        for _, label in members:
+            counts[label] = counts.get(label, 0) + 1
+
+        def fetch_zip(items: list[tuple[str, str]]) -> list[tuple[str, bytes]]:
+            return [(name, read_member(zf, infos[name])) for _, name in items]
+
+        return _convert(
+            [(label, m.filename) for m, label in members], counts, fetch_zip, ctx, "zip"
+        )
+
+
+def _folder_listing(base: Path) -> Iterator[tuple[str, str, None]]:
+    class_dirs = sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for d in class_dirs:
+        files = sorted(
+            f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not files:
+            raise DatasetError(f"{d.name}: empty class folder (no image files)")
+        for f in files:
+            yield d.name, str(f), None
+
+
+def _convert(
+    listing: list[tuple[str, str]],
+    counts: dict[str, int],
+    fetch: Any,
+    ctx: ConvertContext,
+    source: str,
+) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(counts) < 2:
+        raise DatasetError(
+            f"{source}: found {len(counts)} class folder(s) with images; at least 2 are needed"
+        )
+    names = sorted(counts)
+    index = {c: i for i, c in enumerate(names)}
+    h, w = _size_pair(DEFAULT_SIZE)
     sizes: set[tuple[int, int]] = set()
     modes: set[str] = set()
-    with zf:
-        check_zip(zf, limits, "zip")
-        for info, label in _members(zf):
-            data = read_member(zf, info)
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    w, h = im.size
-                    if max(w, h) > MAX_IMAGE_SIDE:
-                        raise DatasetError(
-                            f"{info.filename}: {w}x{h} exceeds {MAX_IMAGE_SIDE} pixels per side"
-                        )
-                    im.verify()
-                    modes.add(im.mode)
-            except DatasetError:
-                raise
-            except Exception as exc:
-                raise DatasetError(f"{info.filename}: unreadable image ({exc})") from exc
-            sizes.add((w, h))
-            classes[label] = classes.get(label, 0) + 1
-    if len(classes) < 2:
-        raise DatasetError(
-            f"zip: found {len(classes)} class folder(s) with images; at least 2 are needed"
+    chunk = 1024
+    with (
+        ctx.writer(sample_shape=(3, h, w), dtype="uint8", total=len(listing)) as out,
+        ThreadPoolExecutor(DECODE_THREADS) as pool,
+    ):
+        for start in range(0, len(listing), chunk):
+            items = listing[start : start + chunk]
+            # Reading the archive stays in this thread; decoding (PIL frees the GIL) does not.
+            decoded = list(pool.map(lambda it: _decode(it, h, w), fetch(items)))
+            for _, size, mode in decoded:
+                sizes.add(size)
+                modes.add(mode)
+            x = np.stack([d[0] for d in decoded])
+            out.put(x, np.asarray([index[label] for label, _ in items], dtype=np.int64))
+        out.finish(
+            {
+                "format": "image-folder",
+                "name": "image-folder",
+                "classes": names,
+                "raw": RawLayout("NHWC", "uint8", 255.0).to_json(),
+                "info": {"classes": names, "size": [h, w]},
+            }
         )
-    names = sorted(classes)
     return {
         "num_classes": len(names),
         "classes": names,
-        "class_counts": [classes[n] for n in names],
-        "num_samples": sum(classes.values()),
+        "class_counts": [counts[n] for n in names],
+        "num_samples": len(listing),
         "image_sizes": sorted([list(s) for s in sizes])[:10],
         "modes": sorted(modes),
+        "store_size": [h, w],
     }
 
 
@@ -223,5 +315,6 @@ ENTRY = dataset_entry(
     builtin=False,
     file_option="root",
     suffix=".zip",
-    inspect=inspect,
+    convert=convert,
+    store_fits=store_fits,
 )

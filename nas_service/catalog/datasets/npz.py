@@ -1,20 +1,26 @@
-"""An uploaded ``.npz``: arrays ``x`` (N, D), (N, H, W) or (N, C, H, W) and labels ``y`` (N,);
-optional ``x_test`` / ``y_test`` become the test split as given."""
+"""An uploaded ``.npz``: arrays ``x`` (N, D), (N, H, W), (N, C, H, W) or (N, H, W, C) and labels
+``y`` (N,); optional ``x_test`` / ``y_test`` become the test split as given.
+
+An upload is converted into the on-disk store (``store.py``) as it is checked, one chunk of
+rows at a time (the arrays are never loaded whole): uint8 images stay uint8, channels first.
+``read`` loads a local file in memory (the command-line tools and uploads stored before
+conversion)."""
 
 from __future__ import annotations
 
+import math
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from nas_service.catalog.datasets.base import (
     Arrays,
     DatasetError,
+    RawLayout,
     SplitOptions,
-    UploadLimits,
     check_arrays,
     check_zip,
     dataset_entry,
@@ -22,6 +28,7 @@ from nas_service.catalog.datasets.base import (
     image_layout,
     to_float_samples,
 )
+from nas_service.catalog.datasets.store import CHUNK_ROWS, ConvertContext, raw_to_store_rows
 from search_spaces import DataShape
 
 
@@ -31,64 +38,170 @@ def shape(options: Mapping[str, Any], info: Mapping[str, Any]) -> DataShape | No
     return DataShape.of(info["input_shape"], int(info["num_classes"]))
 
 
-# ----- the upload check (service) -------------------------------------------------------------
-def inspect(path: Path, limits: UploadLimits) -> dict[str, Any]:
-    """Arrays ``x`` and integer labels ``y`` 0..K-1 with every class present; optional
-    ``x_test``/``y_test`` with the same sample shape. Returns the stored info."""
+# ----- the upload conversion (service) --------------------------------------------------------
+def _npy_header(fh: IO[bytes], key: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    except ValueError as exc:
+        raise DatasetError(f"not a readable .npz file: member '{key}' is not a .npy array") from exc
+    if dtype.hasobject:
+        raise DatasetError(f"npz: {key} holds Python objects; only numeric arrays are read")
+    if fortran and len(shape) > 1:
+        raise DatasetError(
+            f"npz: {key} is Fortran-ordered; save it C-ordered (np.ascontiguousarray)"
+        )
+    return tuple(int(d) for d in shape), dtype
+
+
+class _Member:
+    """One ``.npy`` member of the archive, read chunk by chunk (never whole)."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str, key: str):
+        self.zf, self.name, self.key = zf, name, key
+        with zf.open(name) as fh:
+            self.shape, self.dtype = _npy_header(fh, key)
+
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
+        row_items = math.prod(self.shape[1:])
+        row_bytes = row_items * self.dtype.itemsize
+        left = self.shape[0] if self.shape else 0
+        with self.zf.open(self.name) as fh:
+            _npy_header(fh, self.key)
+            while left > 0:
+                k = min(rows, left)
+                buf = fh.read(k * row_bytes)
+                if len(buf) != k * row_bytes:
+                    raise DatasetError(
+                        f"npz: {self.key} is truncated: the header promises {self.shape[0]} rows"
+                    )
+                yield np.frombuffer(buf, dtype=self.dtype).reshape(k, *self.shape[1:])
+                left -= k
+
+    def whole(self) -> np.ndarray:
+        parts = list(self.chunks())
+        return np.concatenate(parts) if parts else np.zeros(self.shape, self.dtype)
+
+
+def convert(path: Path, ctx: ConvertContext) -> dict[str, Any]:
+    """Check an ``.npz`` (arrays ``x`` and integer labels ``y`` 0..K-1 with every class
+    present; optional ``x_test``/``y_test`` with the same sample shape) while writing it into
+    the store chunk by chunk. Returns the stored info."""
     try:
         with zipfile.ZipFile(path) as zf:
-            check_zip(zf, limits, "npz")
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+            check_zip(zf, ctx.limits, "npz")
+            return _convert(zf, ctx)
     except DatasetError:
         raise
-    except Exception as exc:  # numpy raises several types for malformed files
+    except Exception as exc:  # zipfile and numpy raise several types for malformed files
         raise DatasetError(f"not a readable .npz file ({type(exc).__name__}: {exc})") from exc
+
+
+def _convert(zf: zipfile.ZipFile, ctx: ConvertContext) -> dict[str, Any]:
+    names = {n[: -len(".npy")]: n for n in zf.namelist() if n.endswith(".npy")}
     for key in ("x", "y"):
-        if key not in arrays:
-            raise DatasetError(f"npz: missing array '{key}'; found {sorted(arrays)}")
-    for key, value in arrays.items():
-        # NpzFile hands back raw bytes for a member that is not a valid .npy array.
-        if not isinstance(value, np.ndarray):
-            raise DatasetError(f"not a readable .npz file: member '{key}' is not a .npy array")
-    x, y = arrays["x"], arrays["y"]
-    info = _check_xy(x, y, "x", "y")
-    if ("x_test" in arrays) != ("y_test" in arrays):
+        if key not in names:
+            raise DatasetError(f"npz: missing array '{key}'; found {sorted(names)}")
+    if ("x_test" in names) != ("y_test" in names):
         raise DatasetError("npz: x_test and y_test must be given together")
-    if "x_test" in arrays:
-        xt, yt = arrays["x_test"], arrays["y_test"]
-        test = _check_xy(xt, yt, "x_test", "y_test", need_all_classes=False)
+    x = _Member(zf, names["x"], "x")
+    y = _Member(zf, names["y"], "y").whole()
+    info = _check_xy(x.shape, x.dtype, y, "x", "y")
+    parts = [(x, _labels(y), False)]
+    if "x_test" in names:
+        xt = _Member(zf, names["x_test"], "x_test")
+        yt = _Member(zf, names["y_test"], "y_test").whole()
+        test = _check_xy(xt.shape, xt.dtype, yt, "x_test", "y_test", need_all_classes=False)
         if xt.shape[1:] != x.shape[1:]:
             raise DatasetError(
-                f"npz: x_test samples are {xt.shape[1:]} but x samples are {x.shape[1:]}"
+                f"npz: x_test samples are {list(xt.shape[1:])} but x samples are "
+                f"{list(x.shape[1:])}"
             )
         if test["max_label"] >= info["num_classes"]:
             raise DatasetError(
                 f"npz: y_test has label {test['max_label']} but y has {info['num_classes']} classes"
             )
         info["num_test_samples"] = test["num_samples"]
+        parts.append((xt, _labels(yt), True))
     info.pop("max_label")
+    layout = str(info["layout"])
+    store_dtype, scale = _store_dtype(parts)
+    total = sum(len(lab) for _, lab, _ in parts)
+    with ctx.writer(sample_shape=info["input_shape"], dtype=store_dtype, total=total) as w:
+        for member, labels, is_test in parts:
+            start = 0
+            for chunk in member.chunks():
+                if chunk.dtype.kind == "f" and not np.isfinite(chunk).all():
+                    bad = int((~np.isfinite(chunk)).sum())
+                    raise DatasetError(
+                        f"npz: {member.key} holds NaN or infinite values ({bad} in rows "
+                        f"{start}..{start + len(chunk) - 1})"
+                    )
+                rows = raw_to_store_rows(chunk, layout, store_dtype)
+                if scale != 1.0:
+                    rows = rows / np.float32(scale)
+                w.put(rows, labels[start : start + len(chunk)], test=is_test)
+                start += len(chunk)
+        raw = RawLayout(layout, str(x.dtype), 255.0 if store_dtype == "uint8" else scale)
+        w.finish(
+            {
+                "format": "npz",
+                "name": "npz",
+                "classes": list(range(int(info["num_classes"]))),
+                "raw": raw.to_json(),
+                "info": {"classes": list(range(int(info["num_classes"])))},
+            }
+        )
     return info
 
 
+def _labels(y: np.ndarray) -> np.ndarray:
+    return y.astype(np.int64)
+
+
+def _store_dtype(parts: list[tuple[_Member, np.ndarray, bool]]) -> tuple[str, float]:
+    """uint8 samples stay uint8 (images, scaled by 255 when read); other integers are scaled
+    to [0, 1] when they exceed 1 (``base.to_float_samples``'s rule: one extra pass for the
+    maximum); floats are stored as float32 as they are."""
+    dtype = parts[0][0].dtype
+    if dtype == np.uint8:
+        return "uint8", 1.0
+    if dtype.kind in "iu":
+        top = max((int(c.max(initial=0)) for m, _, _ in parts for c in m.chunks()), default=0)
+        return "float32", 255.0 if top > 1 else 1.0
+    return "float32", 1.0
+
+
 def _check_xy(
-    x: np.ndarray, y: np.ndarray, xn: str, yn: str, need_all_classes: bool = True
+    x_shape: tuple[int, ...],
+    x_dtype: np.dtype[Any],
+    y: np.ndarray,
+    xn: str,
+    yn: str,
+    need_all_classes: bool = True,
 ) -> dict[str, Any]:
-    if x.ndim not in (2, 3, 4):
+    """The checks of ``x`` that its header settles (shape, dtype; finiteness is checked as
+    the rows are converted) and of the labels ``y``."""
+    if len(x_shape) not in (2, 3, 4):
         raise DatasetError(
-            f"npz: {xn} has shape {list(x.shape)}; expected (N, D), (N, H, W), (N, C, H, W) or "
+            f"npz: {xn} has shape {list(x_shape)}; expected (N, D), (N, H, W), (N, C, H, W) or "
             "(N, H, W, C)"
         )
-    if not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
-        raise DatasetError(f"npz: {xn} must hold real numbers, found dtype {x.dtype}")
+    if not (np.issubdtype(x_dtype, np.number) and not np.issubdtype(x_dtype, np.complexfloating)):
+        raise DatasetError(f"npz: {xn} must hold real numbers, found dtype {x_dtype}")
     if y.ndim != 1:
         raise DatasetError(f"npz: {yn} must be 1-D class labels, found shape {list(y.shape)}")
-    if len(y) != len(x):
-        raise DatasetError(f"npz: {len(x)} samples in {xn} but {len(y)} labels in {yn}")
-    if len(x) == 0:
+    if len(y) != x_shape[0]:
+        raise DatasetError(f"npz: {x_shape[0]} samples in {xn} but {len(y)} labels in {yn}")
+    if x_shape[0] == 0:
         raise DatasetError(f"npz: {xn} is empty")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        raise DatasetError(f"npz: {xn} holds {int((~np.isfinite(x)).sum())} NaN or infinite values")
+    if not np.issubdtype(y.dtype, np.number):
+        raise DatasetError(f"npz: {yn} must hold integer class labels, found dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        raise DatasetError(f"npz: {yn} must hold integer class labels, found NaN or inf")
     integral = np.issubdtype(y.dtype, np.floating) and bool(np.all(np.mod(y, 1) == 0))
     if not np.issubdtype(y.dtype, np.integer) and not integral:
         raise DatasetError(f"npz: {yn} must hold integer class labels, found dtype {y.dtype}")
@@ -104,10 +217,10 @@ def _check_xy(
     if need_all_classes and len(counts) < 2:
         raise DatasetError(f"npz: {len(counts)} class found; at least 2 are needed")
     try:
-        layout = image_layout(tuple(x.shape), f"npz: {xn}")
+        layout = image_layout(x_shape, f"npz: {xn}")
     except DatasetError as exc:
         raise DatasetError(exc.reason) from None
-    dims = [int(d) for d in x.shape[1:]]
+    dims = [int(d) for d in x_shape[1:]]
     if layout == "NHW":
         shape = [1, *dims]
     elif layout == "NHWC":
@@ -115,16 +228,16 @@ def _check_xy(
     else:
         shape = dims
     info: dict[str, Any] = {
-        "num_samples": len(x),
+        "num_samples": x_shape[0],
         "layout": layout,
         "input_shape": shape,
         "num_classes": len(counts),
         "class_counts": [int(c) for c in counts],
-        "dtype": str(x.dtype),
+        "dtype": str(x_dtype),
         "max_label": int(labels.max()),
     }
-    if x.ndim == 2:
-        info["in_features"] = int(x.shape[1])
+    if len(x_shape) == 2:
+        info["in_features"] = int(x_shape[1])
     else:
         info["in_channels"] = shape[0]
     return info
@@ -178,5 +291,5 @@ ENTRY = dataset_entry(
     builtin=False,
     file_option="path",
     suffix=".npz",
-    inspect=inspect,
+    convert=convert,
 )

@@ -227,7 +227,7 @@ export function renderJob(view, jobId) {
     progress.replaceChildren(progressBar(stageFraction(job), "this stage"));
     details.textContent = job.status === "running" ? stageText(job) : "";
     if (!deleting && !error.dataset.code) error.textContent = job.error || "";
-    cancel.disabled = deleting || !["queued", "running"].includes(job.status) || job.cancel_requested === true;
+    cancel.disabled = deleting || TERMINAL.has(job.status) || job.cancel_requested === true;
     remove.disabled = deleting;
     retry.disabled = !["failed", "cancelled"].includes(job.status);
     const t = job.timings && typeof job.timings === "object" ? job.timings : {};

@@ -25,10 +25,9 @@ BN_BATCH = 200
 def bn_subset(data: DataRef, seed: int) -> Any:
     """The training images used for BN recalibration: ``workers.bn.calibration_images``, the
     rule the trainer's evaluation and ``SubnetEvaluator`` follow for the same seed."""
-    from workers.bn import calibration_images
+    from workers.training.extract import bn_calibration_images
 
-    x_train, _ = load_data(data).tensors("train")
-    return calibration_images(x_train, BN_IMAGES, seed)
+    return bn_calibration_images(load_data(data), BN_IMAGES, seed)
 
 
 # Evaluation is cheap to repeat and its worker keeps its caches: two retries.

@@ -6,13 +6,14 @@ Heavy modules are imported inside the functions so that importing the pipeline s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from search_spaces import SearchSpace
 from workers.data import DatasetSplits
-from workers.pipeline.records import EpochReport, TrainRequest
+from workers.pipeline.records import EpochReport, TrainingProgress, TrainRequest
 from workers.pipeline.work.loading import load_data
 
 
@@ -36,6 +37,10 @@ def train_config(space: SearchSpace, data: DatasetSplits, training: Mapping[str,
         lr = float(training["lr"])
         top = max(p.lr for p in cfg.phases)
         update["phases"] = [p.model_copy(update={"lr": p.lr * lr / top}) for p in cfg.phases]
+    if training.get("augment"):
+        from nas_service.catalog.datasets.augment import AugmentOptions
+
+        update["augment"] = AugmentOptions.model_validate(training["augment"])
     policy = training.get("sampler_policy")
     if policy:
         settings = catalog_training.policy_settings(sampler, str(policy))
@@ -44,17 +49,26 @@ def train_config(space: SearchSpace, data: DatasetSplits, training: Mapping[str,
 
 
 class _Callback:
-    """Adapts the trainer's callback hooks to ``on_epoch(EpochReport)`` / ``should_stop``."""
+    """Adapts the trainer's callback hooks to ``on_epoch(EpochReport)``, step-level
+    ``on_progress(TrainingProgress)`` (at most every ``progress_every_s``) and
+    ``should_stop`` (a stop file on a shared store is looked at most twice a second)."""
 
     def __init__(
         self,
         on_epoch: Callable[[EpochReport], None],
         should_stop: Callable[[], bool],
         resumed_from: str | None,
+        on_progress: Callable[[TrainingProgress], None] | None = None,
+        progress_every_s: float = 2.0,
     ):
         self._on_epoch = on_epoch
         self._should_stop = should_stop
         self._resumed_from = resumed_from
+        self._on_progress = on_progress
+        self._progress_every_s = progress_every_s
+        self._last_progress = 0.0
+        self._last_stop_check = 0.0
+        self._stop = False
 
     def on_epoch(self, info: Mapping[str, Any], net: Any = None) -> None:
         # Only the first epoch after a resume carries it: where this attempt started.
@@ -62,8 +76,21 @@ class _Callback:
         self._resumed_from = None
         self._on_epoch(report)
 
+    def on_step(self, info: Mapping[str, Any], net: Any = None) -> None:
+        if self._on_progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last_progress < self._progress_every_s:
+            return
+        self._last_progress = now
+        self._on_progress(TrainingProgress.of_step(info))
+
     def should_stop(self) -> bool:
-        return self._should_stop()
+        now = time.monotonic()
+        if not self._stop and now - self._last_stop_check >= 0.5:
+            self._last_stop_check = now
+            self._stop = bool(self._should_stop())
+        return self._stop
 
 
 def train(
@@ -71,9 +98,16 @@ def train(
     *,
     on_epoch: Callable[[EpochReport], None],
     should_stop: Callable[[], bool],
+    on_progress: Callable[[TrainingProgress], None] | None = None,
+    dist: Any = None,
+    resume_from: Path | None = None,
+    on_checkpoint: Callable[[Path | None, dict[str, Any]], None] | None = None,
+    device: str = "auto",
 ) -> Path:
-    """Train (resuming from the checkpoints in ``req.run_dir``); returns
-    ``req.run_dir/final.pt``."""
+    """Train (resuming from ``resume_from``, else the checkpoints in ``req.run_dir``); returns
+    ``req.run_dir/final.pt``. ``device`` ``auto`` trains on CUDA when this process sees a GPU.
+    On one rank of several (``dist``, a ``workers.training.distributed.Dist``) only rank 0
+    reports; every rank checks ``should_stop`` (the trainer reduces the answers)."""
     from search_spaces import get_space
     from workers.training import train_supernet
     from workers.training.checkpoint import list_checkpoints
@@ -83,12 +117,19 @@ def train(
     cfg = train_config(space, splits, req.training)
     run_dir = req.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    main = dist is None or dist.rank == 0
     existing = list_checkpoints(run_dir)
-    callback = _Callback(on_epoch, should_stop, existing[-1].name if existing else None)
-    if existing:
+    start = resume_from if resume_from is not None else (existing[-1] if existing else None)
+    callback = _Callback(
+        on_epoch if main else _ignore,
+        should_stop,
+        start.name if start is not None else None,
+        on_progress if main else None,
+    )
+    if start is not None and main:
         # Report the epoch the resume starts from again: a crash between its checkpoint and
         # its report would otherwise leave a gap in the curves (sinks drop repeated epochs).
-        last = _last_epoch_info(existing[-1])
+        last = _last_epoch_info(start)
         if last is not None:
             callback.on_epoch(last)
     train_supernet(
@@ -98,9 +139,19 @@ def train(
         run_dir=run_dir,
         callbacks=[callback],
         seed=req.seed,
-        resume=True,
+        resume=resume_from if resume_from is not None else True,
+        device=device,
+        precision=req.resources.precision,
+        dist=dist,
+        checkpoint_every_steps=req.checkpoint_every_steps,
+        checkpoint_every_s=req.checkpoint_every_s,
+        on_checkpoint=on_checkpoint,
     )
     return run_dir / "final.pt"
+
+
+def _ignore(report: EpochReport) -> None:
+    return None
 
 
 def _last_epoch_info(checkpoint: Path) -> dict[str, Any] | None:
