@@ -8,6 +8,7 @@ after a grace period).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -29,12 +30,13 @@ def child_env(settings: Settings) -> dict[str, str]:
     """The environment for a child process: ours, with every resolved setting made explicit
     (paths absolute), so both processes see the same store, data directory and limits."""
     env = dict(os.environ)
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
-        if isinstance(value, Path):
-            value = value.resolve()
-        env[f"NAS_{name.upper()}"] = str(value)
+        if name == "data_dir":
+            value = str(Path(value).resolve())
+        # Lists and mappings as JSON, which is how the settings read them back.
+        env[f"NAS_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 
 

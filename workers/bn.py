@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from workers.devices import resolve_device, to_device
+
 # The paper's figure (Once-for-All): about 2,000 training images in batches of 200. A split
 # smaller than that is used whole.
 BN_IMAGES = 2000
@@ -68,27 +70,51 @@ def has_batch_norm(module: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def recalibrate_bn(module: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+def recalibrate_bn(
+    module: nn.Module,
+    batches: Iterable[torch.Tensor],
+    device: str | torch.device | None = None,
+) -> int:
     """Re-estimate every BN layer's running stats of ``module`` on ``batches`` (inputs only,
     already shaped for the module). Returns the number of images used. Leaves ``module`` in
     eval mode. A module without batch norm has nothing to re-estimate: ``batches`` is not
-    consumed and 0 is returned."""
+    consumed and 0 is returned.
+
+    ``device`` (``workers.devices.resolve_device``; the module must already be there): each
+    batch is moved to it before its forward (non-blocking from pinned memory on CUDA); None
+    uses the batches where they are. The cumulative average is the one BN's ``momentum=None``
+    computes, its per-call factor ``1/k`` counted on the host: BN's own rule reads its call
+    count back from the device at every call of every layer (a host sync per layer and batch
+    on a GPU). The factors are the same Python floats, so the statistics are bit-identical."""
     bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         module.eval()
         return 0
+    target = None if device is None else resolve_device(device)
     saved = [(m, m.momentum) for m in bns]
+    calls: dict[nn.Module, int] = dict.fromkeys(bns, 0)
+
+    def cumulative(m: nn.Module, _args: object) -> None:
+        # The k-th call of a layer (counted since its reset) weighs its batch by 1/k: the
+        # running mean of all its batch statistics, as momentum=None gives.
+        assert isinstance(m, nn.modules.batchnorm._BatchNorm)
+        calls[m] += 1
+        m.momentum = 1.0 / calls[m]
+
+    hooks = []
     for m in bns:
         m.reset_running_stats()
-        m.momentum = None  # cumulative moving average = mean of batch statistics
+        hooks.append(m.register_forward_pre_hook(cumulative))
     was_training = module.training
     module.train()
     seen = 0
     try:
         for x in batches:
-            module(x)
+            module(x if target is None else to_device(x, target))
             seen += int(x.shape[0])
     finally:
+        for h in hooks:
+            h.remove()
         for m, mom in saved:
             m.momentum = mom
         module.train(was_training)

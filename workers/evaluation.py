@@ -10,6 +10,13 @@ training seed), image count and batch, a subnet gets the same score here as in t
 supernet's own BN statistics and active arch are saved before and restored after every call, so
 scoring leaves the supernet as it found it. Inputs resized for an arch's resolution are kept per
 input shape, so scoring many subnets resizes each split once per resolution.
+
+Device (``workers.devices.resolve_device``: ``auto``, ``cpu``, ``cuda[:i]``): the supernet is
+moved there for a call's scoring and back where it was afterwards; the prepared inputs stay in
+host memory (pinned on CUDA) and each batch, calibration and scoring alike, is copied over
+without blocking the host. The correct count and the loss sum are accumulated on the device
+(the loss in float64, which adds the per-batch sums exactly as Python floats would) and read
+once per subnet, so the scores on the CPU are those of a per-batch host read, bit for bit.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from workers.bn import (
     recalibrate_bn,
 )
 from workers.data.base import DatasetSplits
+from workers.devices import resolve_device, to_device
 
 SPLITS = ("val", "test")
 
@@ -56,6 +64,12 @@ def _restore_bn(net: nn.Module, saved: Mapping[str, torch.Tensor]) -> None:
                     getattr(m, buf).copy_(saved[key])
 
 
+def _device_of(net: nn.Module) -> torch.device:
+    for t in (*net.parameters(), *net.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 class SubnetEvaluator:
     def __init__(
         self,
@@ -66,7 +80,7 @@ class SubnetEvaluator:
         bn_images: int = BN_IMAGES,
         bn_batch: int = BN_BATCH,
         batch_size: int = 500,
-        device: str = "cpu",
+        device: str | torch.device = "cpu",
     ):
         if bn_images < 1 or bn_batch < 1 or batch_size < 1:
             raise ValueError(
@@ -76,7 +90,7 @@ class SubnetEvaluator:
         self.net = supernet
         self.space = supernet.space
         self.data = data
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.bn_batch = bn_batch
         self.batch_size = batch_size
         idx = calibration_indices(data.sizes()["train"], bn_images, seed)
@@ -92,11 +106,22 @@ class SubnetEvaluator:
         self.scored = 0  # subnets actually scored (cache misses)
 
     def _inputs(self, split: str, arch: Mapping[str, int]) -> torch.Tensor:
+        """``split``'s inputs shaped for ``arch``, in host memory (pinned for a GPU), prepared
+        on the host: the supernet's ``prepare_input`` (a resize) needs no weights."""
         key = (split, tuple(self.space.input_shape(arch)) if self._has_shape() else ())
         if key not in self._prepared:
             x = self._raw[split]
             parts = [self.net.prepare_input(x[i : i + 1000]) for i in range(0, len(x), 1000)]
-            self._prepared[key] = torch.cat(parts).to(self.device) if parts else x
+            prepared = torch.cat(parts) if parts else x
+            if self.device.type == "cuda" and prepared.numel():
+                prepared = prepared.pin_memory()
+            self._prepared[key] = prepared
+        return self._prepared[key]
+
+    def _labels(self, split: str) -> torch.Tensor:
+        key = (f"{split}_y", ())
+        if key not in self._prepared:
+            self._prepared[key] = self._raw[f"{split}_y"].to(self.device)
         return self._prepared[key]
 
     def _has_shape(self) -> bool:
@@ -108,20 +133,24 @@ class SubnetEvaluator:
 
     @torch.no_grad()
     def _score(self, arch: Mapping[str, int], split: str) -> dict[str, float]:
+        dev = self.device
         self.net.set_active(arch)
         if self._has_bn:
-            recalibrate_bn(self.net, calibration_batches(self._inputs("bn", arch), self.bn_batch))
+            bn_x = self._inputs("bn", arch)
+            recalibrate_bn(self.net, calibration_batches(bn_x, self.bn_batch), device=dev)
         self.net.eval()  # a network without batch norm is scored as it is
         x = self._inputs(split, arch)
-        y = self._raw[f"{split}_y"].to(self.device)
-        correct, loss = 0, 0.0
+        y = self._labels(split)
+        # Device sums, read once below: no host sync per batch.
+        correct = torch.zeros((), dtype=torch.long, device=dev)
+        loss = torch.zeros((), dtype=torch.float64, device=dev)
         for i in range(0, len(x), self.batch_size):
-            logits = self.net(x[i : i + self.batch_size])
+            logits = self.net(to_device(x[i : i + self.batch_size], dev))
             yy = y[i : i + self.batch_size]
-            correct += int((logits.argmax(1) == yy).sum())
-            loss += float(F.cross_entropy(logits, yy, reduction="sum"))
+            correct += (logits.argmax(1) == yy).sum()
+            loss += F.cross_entropy(logits, yy, reduction="sum").double()
         n = max(1, len(x))
-        return {"accuracy": correct / n, "loss": loss / n}
+        return {"accuracy": int(correct.item()) / n, "loss": float(loss.item()) / n}
 
     def evaluate(
         self, archs: Sequence[Mapping[str, int]], *, split: str = "val"
@@ -135,12 +164,16 @@ class SubnetEvaluator:
             saved_bn = _bn_state(self.net)
             saved_active = dict(self.net.active)
             was_training = self.net.training
-            self.net.to(self.device)
+            home = _device_of(self.net)
+            self.net.to(self.device)  # nothing moves when it is there already (the CPU)
             try:
                 for g in todo:
                     self.cache[(split, g)] = self._score(self.space.decode(g), split)
                     self.scored += 1
             finally:
+                # Back where it was: a worker's cached supernet is shared with the export
+                # and the latency units, which expect it where they left it.
+                self.net.to(home)
                 _restore_bn(self.net, saved_bn)
                 self.net.set_active(saved_active)
                 self.net.train(was_training)

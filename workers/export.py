@@ -3,11 +3,17 @@
 Every artifact is written to a temporary file in the target folder, loaded back the way a user
 would load it, compared with the supernet's own eval-mode output for the same arch, and only
 then renamed into place; its sha256 and size are returned for the artifacts table.
+
+Exports are written and checked on the CPU, whatever device the subnet was recalibrated on: a
+module (or supernet) on another device is copied to the CPU first (the caller's stays where it
+is), and the parity reference is that copy's output, so a file never carries CUDA tensors and
+its check does not mix CUDA and CPU kernels.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -16,7 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -81,6 +87,8 @@ def export_subnet(
     file: the weights file's ``metadata`` entry, TorchScript's ``metadata.json`` extra file,
     ONNX's ``metadata_props`` (key ``nas_metadata``), so a downloaded subnet says what it scored.
 
+    ``supernet_or_module`` may live on any device: the export works on a CPU copy of it.
+
     ``preprocessing`` (``search_spaces.nn.preprocess``: the raw layout, dtype, scale, mean and
     std of the job's data) with ``raw_input``, the raw samples whose preprocessing is
     ``example_input``: the TorchScript and ONNX graphs then take raw samples (the preprocessing
@@ -94,7 +102,12 @@ def export_subnet(
             f"unknown onnx_exporter={onnx_exporter!r}; allowed: {list(ONNX_EXPORTERS)}"
         )
     canon = space.canonical(arch)
-    x, reference, static = _reference(supernet_or_module, space, canon, example_input)
+    source = on_cpu(supernet_or_module)
+    if example_input is not None:
+        example_input = example_input.cpu()
+    if raw_input is not None:
+        raw_input = raw_input.cpu()
+    x, reference, static = _reference(source, space, canon, example_input)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = name or f"{space.id}-{_arch_digest(space, canon)}"
@@ -125,6 +138,18 @@ def export_subnet(
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(fmt, final, _sha256(final), final.stat().st_size, diff, canon)
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def on_cpu(module: M) -> M:
+    """``module`` itself when all its tensors are on the CPU, else a CPU copy of it (the
+    original is left on its device)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if all(t.device.type == "cpu" for t in tensors):
+        return module
+    return copy.deepcopy(module).cpu()
 
 
 def _arch_digest(space: SearchSpace, arch: Arch) -> str:

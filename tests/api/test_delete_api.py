@@ -205,8 +205,9 @@ def test_delete_waits_for_an_export_a_worker_is_making(
 
 def test_delete_dataset(api: Api, other_api: Api, db: Database, app_settings: Settings) -> None:
     up = api.post("/api/v1/datasets", files={"file": ("blobs.npz", npz_bytes())}).json()
-    stored = list((app_settings.data_dir / "datasets").iterdir())
-    assert len(stored) == 1
+    # The upload as sent and the store it was converted into.
+    stored = sorted((app_settings.data_dir / "datasets").iterdir(), key=lambda p: p.suffix)
+    assert [p.suffix for p in stored] == [".npz", ".store"]
     mbv3 = {
         "id": "mbv3",
         "options": {"num_classes": 3, "in_channels": 1, "small_input": True, "resolutions": [8]},
@@ -230,7 +231,7 @@ def test_delete_dataset(api: Api, other_api: Api, db: Database, app_settings: Se
     assert api.delete(f"/api/v1/jobs/{jid}").status_code == 204
     r = api.delete(f"/api/v1/datasets/{up['id']}")
     assert r.status_code == 204 and r.content == b""
-    assert not stored[0].exists()
+    assert not any(p.exists() for p in stored)
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Dataset)) == 0
         assert s.scalar(select(func.count()).select_from(Artifact)) == 0

@@ -1,7 +1,8 @@
-"""The README's commands run as written: every ``nas`` and ``curl`` line of its shell blocks is
-run, in the README's order, against ``nas serve`` with its dispatcher (local Ray, the embedded
-SQLite store in a fresh data directory, as a new user has it), placeholders such as JOB and
-CANDIDATE filled with real ids and optional ``[...]`` parts left out, and must succeed."""
+"""The README's commands run as written: every ``nas`` and ``curl`` line of its shell blocks
+(and the Python client's example script) is run, in the README's order, against ``nas serve``
+with its dispatcher (local Ray, the embedded SQLite store in a fresh data directory, as a new
+user has it), placeholders such as JOB and CANDIDATE filled with real ids and optional
+``[...]`` parts left out, and must succeed."""
 
 from __future__ import annotations
 
@@ -80,8 +81,12 @@ def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
         )  # fmt: skip
         tiny = work / "tiny.yaml"
         tiny.write_text(TINY_JOB.format(name="readme"))
-        job = _run(f"nas submit {tiny}", work, env).stdout.strip()
-        assert _run(f"nas watch {job}", work, env).returncode == 0, log.read_text()[-3000:]
+        watched = _run(f"nas submit {tiny} --watch --interval 0.5", work, env)
+        assert watched.returncode == 0, watched.stderr + log.read_text()[-3000:]
+        job = watched.stdout.strip().splitlines()[0]
+        # One progress bar per stage on stderr, then how it ended.
+        assert "training" in watched.stderr and "searching" in watched.stderr
+        assert "succeeded" in watched.stderr
         rows = httpx.get(f"{url}/api/v1/jobs/{job}/candidates",
                          headers={"Authorization": f"Bearer {key}"}).json()["items"]  # fmt: skip
         # Jobs to delete (the finished one is kept for the later lines; another reuses it).
@@ -121,6 +126,18 @@ def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
                 assert '"status":4' not in body.replace(" ", ""), (line, body)
         assert victims == []
         assert (work / "subnet.onnx").stat().st_size > 0
+        # The Python client's example script (README, "The Python client") on the same server.
+        example = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "client_example.py"), str(tiny),
+             "-o", str(work), "--timeout", "300"],
+            env=env, capture_output=True, text=True, timeout=360,
+        )  # fmt: skip
+        assert example.returncode == 0, f"{example.stdout}\n{example.stderr}"
+        lines = example.stdout.splitlines()
+        assert lines[0].startswith("submitted ") and lines[1].startswith("succeeded after ")
+        assert lines[-1].startswith("downloaded candidate ")
+        saved = Path(lines[-1].split(" to ", 1)[1])
+        assert saved.parent == work and saved.suffix == ".pt" and saved.stat().st_size > 0
         auth = {"Authorization": f"Bearer {key}"}
         listed = httpx.get(f"{url}/api/v1/jobs", params={"limit": 100}, headers=auth).json()
         for row in listed["items"]:

@@ -37,17 +37,23 @@ JOB = make_spec(
 
 
 def _reference(settings: Settings, job_id: str, arch: dict[str, int]) -> tuple[Any, Any]:
-    """The supernet's own output for ``arch``, BN recalibrated on the seeded training subset."""
+    """Raw validation samples with what the arch consumes of them, and the supernet's own output
+    for ``arch``, BN recalibrated on the seeded training subset."""
+    from search_spaces.nn.preprocess import Preprocess, to_raw
+
     final = settings.data_dir.resolve() / "runs" / job_id / "train" / "final.pt"
     _, net = load_checkpoint(final)
     net.set_active(arch)
     data = DataRef("digits", JOB["seed"])
     x_bn = work.bn_subset(data, JOB["seed"])
     recalibrate_bn(net, [net.prepare_input(x_bn[i : i + 200]) for i in range(0, len(x_bn), 200)])
-    x_val, _ = work.load_data(data).tensors("val")
-    x = net.prepare_input(x_val[:32])
+    splits = work.load_data(data)
+    x_val, _ = splits.tensors("val")
+    spec = splits.info["preprocessing"]
+    raw = to_raw(x_val[:32], spec)
+    x = net.prepare_input(Preprocess(spec, x_val.shape[1:]).normalise(raw))
     with torch.no_grad():
-        return x, net(x)
+        return (raw, x), net(x)
 
 
 def _download(client: httpx.Client, cid: int, fmt: str, timeout: float = 120) -> bytes:
@@ -63,7 +69,12 @@ def _download(client: httpx.Client, cid: int, fmt: str, timeout: float = 120) ->
         time.sleep(float(r.headers.get("retry-after", "1")))
 
 
-def _check_subnet(fmt: str, body: bytes, arch: dict[str, int], x: Any, ref: Any) -> None:
+def _check_subnet(fmt: str, body: bytes, arch: dict[str, int], xs: Any, ref: Any) -> None:
+    """The downloads take the user's raw samples; the bare weights the normalised batch."""
+    from search_spaces import get_space
+    from search_spaces.nn import with_preprocessing
+
+    raw, x = xs
     with torch.no_grad():
         if fmt == "weights":
             blob = torch.load(io.BytesIO(body), weights_only=True)
@@ -71,12 +82,15 @@ def _check_subnet(fmt: str, body: bytes, arch: dict[str, int], x: Any, ref: Any)
             net = build_static(blob["space"], blob["arch"])
             net.load_state_dict(blob["state_dict"])
             assert torch.allclose(net.eval()(x), ref, atol=1e-5)
+            shape = get_space(**blob["space"]).input_shape(arch)
+            wrapped = with_preprocessing(net, blob["metadata"]["preprocessing"], shape)
+            assert torch.allclose(wrapped(raw), ref, atol=1e-5)
         elif fmt == "torchscript":
             ts = torch.jit.load(io.BytesIO(body)).eval()
-            assert torch.allclose(ts(x), ref, atol=1e-5)
+            assert torch.allclose(ts(raw), ref, atol=1e-5)
         else:
             session = ort.InferenceSession(body, providers=["CPUExecutionProvider"])
-            (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+            (out,) = session.run(None, {session.get_inputs()[0].name: raw.numpy()})
             assert float(np.abs(out - ref.numpy()).max()) <= 1e-4
 
 

@@ -4,7 +4,6 @@ jobs submitted here are cancelled before a dispatcher could spend time on them).
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import threading
 import time
 import uuid
@@ -140,44 +139,6 @@ def test_keys_create_writes_a_working_key_to_the_configured_store(
 def test_commands_need_a_key(capsys: pytest.CaptureFixture[str], live_server: str) -> None:  # noqa: F811
     assert main(["--url", live_server, "--key", "", "spaces"]) == 2
     assert capsys.readouterr().err.splitlines()[0] == "error: no API key"
-
-
-@pytest.mark.slow
-def test_submit_watch_pareto_and_download_onnx_with_the_real_runner(
-    capsys: pytest.CaptureFixture[str],
-    live_server: str,  # noqa: F811
-    key: str,
-    dispatcher: subprocess.Popen[bytes],  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    job_file = tmp_path / "tiny.yaml"
-    job_file.write_text(
-        "name: cli flow\nspace: {id: mlp, options: {}}\ndataset: {name: digits}\n"
-        "training: {preset: tiny, epochs_scale: 0.4}\n"
-        "search: {algorithm: random, budget: 10, objectives: [{name: accuracy}, {name: params}]}\n"
-    )
-    code, out, err = run(
-        capsys, live_server, key, "submit", str(job_file), "--watch", "--interval", "0.5"
-    )
-    assert code == 0, err
-    job_id = out.strip().splitlines()[0]
-    assert "training" in err and "searching" in err  # one bar per stage
-    assert "succeeded" in err
-
-    code, out, _ = run(capsys, live_server, key, "pareto", job_id)
-    assert code == 0
-    rows = out.strip().splitlines()[2:]
-    assert rows, out
-    candidate = rows[0].split()[0]
-
-    target = tmp_path / "net.onnx"
-    code, out, err = run(
-        capsys, live_server, key, "download", candidate, "--format", "onnx", "-o", str(target)
-    )
-    assert code == 0, err
-    assert out.strip() == str(target)
-    assert target.stat().st_size > 0
-    assert not (tmp_path / "net.onnx.part").exists()
 
 
 def test_download_waits_through_202_until_the_export_is_made(

@@ -3,6 +3,7 @@ never the current directory."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,21 @@ def test_an_explicit_data_dir_is_made_absolute_once(
     assert given.data_dir == tmp_path / "x"
     assert given.database_url == "postgresql+psycopg://u@h/db"
     assert given.optuna_storage == "postgresql+psycopg://u@h/db_optuna"
+
+
+def test_the_dispatcher_reads_back_every_setting_nas_serve_passes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nas serve`` hands its resolved settings to the dispatcher as NAS_ variables: each one,
+    lists included, must read back as the same value (a list once killed the dispatcher)."""
+    from nas_service.cli_serve import child_env
+    from nas_service.settings import Settings
+
+    monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NAS_DATASET_ROOTS", json.dumps([str(tmp_path / "sets")]))
+    settings = Settings()
+    for k, v in child_env(settings).items():
+        if k.startswith("NAS_"):
+            monkeypatch.setenv(k, v)
+    assert Settings() == settings
+    assert Settings().dataset_roots == [tmp_path / "sets"]

@@ -169,3 +169,58 @@ def test_training_time_and_search_time_scores_agree(
     # Another seed calibrates on other images: the rule, not luck, makes them agree.
     other = SubnetEvaluator(net, data, seed=RUN_SEED + 1).evaluate([archs["middle"]])[0]
     assert other["loss"] != pytest.approx(res.final_metrics["middle"]["loss"], rel=1e-7)
+
+
+def test_the_device_argument_gives_the_cpu_scores_bit_for_bit(
+    trained: tuple[Supernet, DatasetSplits],
+) -> None:
+    net, data = trained
+    space = net.space
+    archs = [space.max_arch(), space.min_arch(), space.sample(np.random.default_rng(7))]
+    default = SubnetEvaluator(net, data, seed=3, bn_images=300).evaluate(archs)
+    devices: list[str | torch.device] = ["cpu", torch.device("cpu")]
+    if not torch.cuda.is_available():
+        devices.append("auto")  # the CPU here
+    for device in devices:
+        ev = SubnetEvaluator(net, data, seed=3, bn_images=300, device=device)
+        assert ev.device == torch.device("cpu")
+        assert ev.evaluate(archs) == default  # exact: same floats, same counts
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
+            SubnetEvaluator(net, data, device="cuda")
+
+
+def test_the_pipeline_unit_takes_the_device_and_scores_alike(
+    run: tuple[TrainResult, TrainConfig, Supernet, DatasetSplits],
+) -> None:
+    res, _, net, _ = run
+    ref = DataRef("digits", 0)
+    archs = [net.space.max_arch(), net.space.min_arch()]
+    on_cpu = work.evaluate(res.final_path, ref, archs, RUN_SEED, device="cpu")
+    by_default = work.evaluate(res.final_path, ref, archs, RUN_SEED)
+    assert on_cpu and all(set(r) == {"accuracy", "loss"} for r in on_cpu)
+    if not torch.cuda.is_available():
+        assert by_default == on_cpu  # auto is the CPU here
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_scores_on_cuda_match_the_cpu_and_the_supernet_stays_put(
+    trained: tuple[Supernet, DatasetSplits],
+) -> None:
+    net, data = trained
+    space = net.space
+    archs = [space.max_arch(), space.min_arch(), space.sample(np.random.default_rng(8))]
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    cpu = SubnetEvaluator(net, data, seed=3, bn_images=400, device="cpu").evaluate(archs)
+    gpu_ev = SubnetEvaluator(net, data, seed=3, bn_images=400, device="cuda")
+    assert gpu_ev.device.type == "cuda"
+    gpu = gpu_ev.evaluate(archs)
+    n_val = data.sizes()["val"]
+    for c, g in zip(cpu, gpu, strict=True):
+        # fp32 on both; a near-tie may flip an argmax or two.
+        assert abs(c["accuracy"] - g["accuracy"]) <= 2 / n_val + 1e-12
+        assert g["loss"] == pytest.approx(c["loss"], rel=1e-3)
+    # Moved back to where it was (the CPU), weights and BN statistics untouched.
+    for k, v in net.state_dict().items():
+        assert v.device.type == "cpu" and torch.equal(v, before[k]), k

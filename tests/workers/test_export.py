@@ -193,3 +193,139 @@ def test_exports_take_raw_channels_last_uint8_images(mbv3, tmp_path: Path, fmt: 
     assert torch.allclose(out, ref, atol=1e-4)
     with pytest.raises(ValueError, match="preprocessing needs raw_input"):
         export_subnet(net, space, arch, fmt, tmp_path, x, preprocessing=spec)
+
+
+# ----- devices: the recalibration runs on the worker's device, the files come from the CPU ------
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+DIGITS_TINY = {**TINY, "num_classes": 10}  # digits: 1 x 8 x 8 images, 10 classes
+
+
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SearchSpace]:
+    """A supernet (perturbed, untrained) saved as a training run's final.pt for digits."""
+    from workers.training.checkpoint import save_final
+
+    space = get_space("mbv3", **DIGITS_TINY)
+    path = tmp_path_factory.mktemp("ck") / "final.pt"
+    save_final(space, perturbed(space), path, {})
+    return path, space
+
+
+def _state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def test_on_cpu_copies_only_what_is_elsewhere(mbv3) -> None:
+    from workers.export import on_cpu
+
+    _, net, _ = mbv3
+    assert on_cpu(net) is net
+    lone = nn.Linear(2, 2)
+    assert on_cpu(lone) is lone
+
+
+def test_the_export_recalibration_on_the_cpu_device_is_the_old_one_bit_for_bit(
+    digits_checkpoint: tuple[Path, SearchSpace],
+) -> None:
+    from workers.bn import calibration_batches
+    from workers.pipeline.job import DataRef
+    from workers.pipeline.work import bn_subset
+    from workers.pipeline.work.export import recalibrated_subnet
+    from workers.training import load_checkpoint
+
+    path, space = digits_checkpoint
+    ref = DataRef("digits", 0)
+    arch = space.canonical({**space.max_arch(), "resolution": 8})
+    _, net = load_checkpoint(path)
+    net.set_active(arch)
+    by_hand = net.extract(arch)
+    batches = [net.prepare_input(b) for b in calibration_batches(bn_subset(ref, 3), 200)]
+    recalibrate_bn_old_rule(by_hand, batches)
+    devices = ["cpu"] if torch.cuda.is_available() else ["cpu", "auto"]  # auto: the CPU here
+    for device in devices:
+        sub, example, _raw = recalibrated_subnet(path, ref, arch, 3, device)
+        assert not sub.training and example.device.type == "cpu"
+        got = _state(sub)
+        for k, v in _state(by_hand).items():
+            assert torch.equal(got[k], v), (device, k)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
+            recalibrated_subnet(path, ref, arch, 3, "cuda")
+
+
+def recalibrate_bn_old_rule(module: nn.Module, batches: list[torch.Tensor]) -> None:
+    """BN's own cumulative average (``momentum=None``), what recalibration always computed."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    module.train()
+    with torch.no_grad():
+        for x in batches:
+            module(x)
+    for m in bns:
+        m.momentum = 0.1
+    module.eval()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_write_export_takes_the_device(
+    digits_checkpoint: tuple[Path, SearchSpace], tmp_path: Path
+) -> None:
+    from workers.pipeline.job import DataRef
+    from workers.pipeline.work.export import write_export
+
+    path, space = digits_checkpoint
+    arch = space.canonical(space.min_arch())
+    ref = DataRef("digits", 0)
+    res = write_export(path, ref, arch, "weights", tmp_path / "a.pt", 3, None, "cpu")
+    default = write_export(path, ref, arch, "weights", tmp_path / "b.pt", 3)
+    one, two = (torch.load(p, weights_only=True) for p in (res.path, default.path))
+    assert one["state_dict"].keys() == two["state_dict"].keys()
+    if not torch.cuda.is_available():  # auto is the CPU here: the same weights, bit for bit
+        assert all(torch.equal(v, two["state_dict"][k]) for k, v in one["state_dict"].items())
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["weights", "torchscript", "onnx"])
+def test_export_recalibrated_on_cuda_matches_the_cpu_and_is_written_from_the_cpu(
+    digits_checkpoint: tuple[Path, SearchSpace], tmp_path: Path, fmt: str
+) -> None:
+    from workers.pipeline.job import DataRef
+    from workers.pipeline.work.export import recalibrated_subnet, write_export
+
+    path, space = digits_checkpoint
+    ref = DataRef("digits", 0)
+    arch = space.canonical({**space.max_arch(), "resolution": 12})
+    cpu, example, _ = recalibrated_subnet(path, ref, arch, 3, "cpu")
+    gpu, example_gpu, _ = recalibrated_subnet(path, ref, arch, 3, "cuda")
+    # Back on the CPU, statistics within float tolerance of the CPU's (cuDNN may use TF32).
+    assert all(t.device.type == "cpu" for t in gpu.state_dict().values())
+    assert torch.equal(example, example_gpu)
+    want, got = _state(cpu), _state(gpu)
+    for k, v in want.items():
+        if v.is_floating_point():
+            assert torch.allclose(got[k], v, rtol=1e-2, atol=1e-3), k
+    with torch.no_grad():
+        a, b = cpu(example), gpu(example)
+    assert float((a - b).abs().max()) <= 1e-2 * max(1.0, float(a.abs().max()))
+    # The file: parity checked on the CPU (write_export raises otherwise).
+    suffix = {"weights": ".pt", "torchscript": ".ts.pt", "onnx": ".onnx"}[fmt]
+    res = write_export(path, ref, arch, fmt, tmp_path / f"sub{suffix}", 3, {"k": 1}, "cuda")
+    assert res.path.is_file() and res.size > 0
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_a_supernet_on_cuda_exports_from_a_cpu_copy(mbv3, tmp_path: Path) -> None:
+    import copy
+
+    space, net, arch = mbv3
+    on_gpu = copy.deepcopy(net).cuda()
+    res = export_subnet(on_gpu, space, arch, "weights", tmp_path, torch.randn(3, 1, 12, 12))
+    assert res.max_abs_diff <= 1e-5
+    assert all(p.device.type == "cuda" for p in on_gpu.parameters())  # left where it was
+    payload = torch.load(res.path, weights_only=True)
+    assert all(t.device.type == "cpu" for t in payload["state_dict"].values())

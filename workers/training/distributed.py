@@ -1,7 +1,8 @@
 """Devices, mixed precision and data parallelism for the trainer, on plain ``torch``.
 
-- :func:`resolve_device`: ``"auto"`` is CUDA when this process sees a GPU, else the CPU; an
-  explicit ``"cuda"`` without one is an error that says so.
+- :func:`resolve_device` and :func:`to_device` (``workers.devices``, the device rule training,
+  evaluation and export share, re-exported here): ``"auto"`` is CUDA when this process sees a
+  GPU, else the CPU; an explicit ``"cuda"`` without one is an error that says so.
 - :func:`autocast`: bf16 autocast on CUDA when ``precision == "bf16"``; a no-op otherwise (the
   CPU path always trains in fp32, so CPU runs stay bit-reproducible).
 - :class:`Dist`: this process's place in a data-parallel group (rank, world size) and the
@@ -30,22 +31,12 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
+# The shared device rule, re-exported for the trainer and its callers.
+from workers.devices import resolve_device as resolve_device
+from workers.devices import to_device as to_device
+
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """The torch device to train on: ``auto`` picks CUDA when available, else the CPU."""
-    text = str(name)
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(text)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device '{text}' asked for, but this process sees no CUDA GPU "
-            "(torch.cuda.is_available() is False); use 'auto' or 'cpu'"
-        )
-    return device
 
 
 def autocast_enabled(device: torch.device, precision: str) -> bool:
@@ -196,12 +187,3 @@ def local_batch_norm(net: nn.Module) -> Iterator[None]:
     finally:
         for m in bns:
             setattr(m, _SYNC_OFF, False)
-
-
-def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``t`` on ``device``; pinned and copied without blocking the host on CUDA."""
-    if t.device == device:
-        return t
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)

@@ -45,6 +45,7 @@ from torch import nn
 from search_spaces import SearchSpace
 from workers.bn import calibration_indices
 from workers.data import DatasetSplits
+from workers.devices import resolve_device, to_device
 from workers.training.callbacks import Callback, CallbackList, progress_bar
 from workers.training.checkpoint import (
     CHECKPOINT_DIR,
@@ -60,14 +61,7 @@ from workers.training.checkpoint import (
     step_checkpoint_path,
 )
 from workers.training.config import WIDTH_KINDS, PhaseConfig, TrainConfig, restrict_for_phase
-from workers.training.distributed import (
-    Dist,
-    autocast,
-    local_batch_norm,
-    resolve_device,
-    sync_batch_norm,
-    to_device,
-)
+from workers.training.distributed import Dist, autocast, local_batch_norm, sync_batch_norm
 from workers.training.optim import make_optimizer, set_lr, step_lr
 from workers.training.samplers import SubnetSampler, make_sampler
 from workers.training.steps import (

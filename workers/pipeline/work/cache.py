@@ -59,7 +59,7 @@ class WorkerCache:
         self.lock = threading.RLock()
         self._data: _Lru[str, DatasetSplits] = _Lru(size)
         self._nets: _Lru[tuple[str, float], tuple[SearchSpace, Any]] = _Lru(size)
-        self._evaluators: _Lru[tuple[str, float, str, int], Any] = _Lru(size)
+        self._evaluators: _Lru[tuple[str, float, str, int, str], Any] = _Lru(size)
 
     def data(self, ref: DataRef) -> DatasetSplits:
         with self.lock:
@@ -80,18 +80,24 @@ class WorkerCache:
                 return found
             return self._nets.keep(key, load_checkpoint(Path(checkpoint)))
 
-    def evaluator(self, checkpoint: Path | str, data: DataRef, seed: int) -> Any:
-        """The ``SubnetEvaluator`` of (checkpoint, data, seed): BN calibration images and its
-        per-genotype scores are shared by every evaluation of that triple."""
+    def evaluator(
+        self, checkpoint: Path | str, data: DataRef, seed: int, device: str = "cpu"
+    ) -> Any:
+        """The ``SubnetEvaluator`` of (checkpoint, data, seed) on ``device``
+        (``workers.devices.resolve_device``): BN calibration images and its per-genotype scores
+        are shared by every evaluation of that triple on that device."""
+        from workers.devices import resolve_device
         from workers.evaluation import SubnetEvaluator
 
         with self.lock:
-            key = (*_checkpoint_key(checkpoint), data.key(), seed)
+            dev = resolve_device(device)
+            key = (*_checkpoint_key(checkpoint), data.key(), seed, str(dev))
             found = self._evaluators.hit(key)
             if found is not None:
                 return found
             _, net = self.net(checkpoint)
-            return self._evaluators.keep(key, SubnetEvaluator(net, self.data(data), seed=seed))
+            ev = SubnetEvaluator(net, self.data(data), seed=seed, device=dev)
+            return self._evaluators.keep(key, ev)
 
     def clear(self) -> None:
         with self.lock:

@@ -1,7 +1,9 @@
 """Scoring subnets of a trained supernet: accuracy and loss, BN recalibrated first.
 
 ``evaluate`` is the unit of work (one chunk of archs, in one process); ``evaluate_all`` is how
-a stage runs it: in chunks, in parallel where the engine can.
+a stage runs it: in chunks, in parallel where the engine can. ``device`` follows the rule the
+trainer uses (``workers.devices.resolve_device``): ``auto``, the default, recalibrates and
+scores on CUDA when the worker process sees a GPU, else on the CPU.
 """
 
 from __future__ import annotations
@@ -38,16 +40,18 @@ def evaluate(
     archs: Sequence[Mapping[str, int]],
     seed: int,
     split: str = "val",
+    device: str = "auto",
 ) -> list[dict[str, float]]:
     """Accuracy and loss of each subnet on ``split``, BN recalibrated first. ``val`` is what
     the search selects on; ``test`` is held out and only reported. A split without examples
-    (``test_fraction: 0``) gives empty dicts: nothing was measured."""
+    (``test_fraction: 0``) gives empty dicts: nothing was measured. ``device``: where the
+    recalibration and scoring run (``auto``: CUDA when this process sees a GPU)."""
     cache = worker_cache()
     splits = cache.data(data)
     if splits.sizes().get(split, 0) == 0:
         return [{} for _ in archs]
     with cache.lock:
-        ev = cache.evaluator(checkpoint, data, seed)
+        ev = cache.evaluator(checkpoint, data, seed, device)
         results = ev.evaluate([dict(a) for a in archs], split=split)
     return [{"accuracy": float(r["accuracy"]), "loss": float(r["loss"])} for r in results]
 
@@ -59,8 +63,10 @@ def evaluate_all(
     archs: Sequence[Mapping[str, int]],
     seed: int,
     split: str = "val",
+    device: str = "auto",
 ) -> list[dict[str, float]]:
-    """``evaluate`` over ``archs`` in the engine's chunks; results in the order of ``archs``."""
+    """``evaluate`` over ``archs`` in the engine's chunks; results in the order of ``archs``
+    (``device`` is resolved by each worker, so ``auto`` means that worker's GPU if it has one)."""
     chunks = engine.chunks([dict(a) for a in archs])
-    parts = engine.map(evaluate, [(checkpoint, data, c, seed, split) for c in chunks])
+    parts = engine.map(evaluate, [(checkpoint, data, c, seed, split, device) for c in chunks])
     return [r for part in parts for r in part]

@@ -1,6 +1,10 @@
 """Exporting one subnet of a trained supernet: BN recalibrated on the job's seeded training
 subset (what users download), taking the user's raw samples (the dataset's preprocessing is
-part of the file), checked against the subnet's own output, written atomically."""
+part of the file), checked against the subnet's own output, written atomically.
+
+``device`` follows the trainer's rule (``workers.devices.resolve_device``; ``auto``, the
+default, is CUDA when the worker process sees a GPU): the recalibration runs there, on the
+extracted subnet; the files are written, and their parity checked, from a CPU copy of it."""
 
 from __future__ import annotations
 
@@ -17,14 +21,21 @@ from workers.pipeline.work.loading import load_data, load_net
 
 
 def recalibrated_subnet(
-    checkpoint: Path | str, data: DataRef, arch: Mapping[str, int], seed: int
+    checkpoint: Path | str,
+    data: DataRef,
+    arch: Mapping[str, int],
+    seed: int,
+    device: str = "auto",
 ) -> tuple[Any, Any, Any]:
     """The static subnet of ``arch`` with BN statistics re-estimated on a seeded subset of the
     training split (what users download), a validation batch shaped for it, and that batch as
-    the user's raw samples (None when the dataset does not say how its raw samples look)."""
+    the user's raw samples (None when the dataset does not say how its raw samples look).
+    The recalibration runs on ``device``; the subnet and the batches come back on the CPU."""
     from search_spaces.nn.preprocess import Preprocess, to_raw
     from workers.bn import calibration_batches, recalibrate_bn
+    from workers.devices import resolve_device
 
+    dev = resolve_device(device)
     space, net = load_net(checkpoint)
     x_bn = bn_subset(data, seed)
     splits = load_data(data)
@@ -42,8 +53,9 @@ def recalibrated_subnet(
         batches = [net.prepare_input(b) for b in calibration_batches(x_bn, BN_BATCH)]
         example = net.prepare_input(batch)
         sub = net.extract(canon)
-    recalibrate_bn(sub, batches)
-    return sub.eval(), example, raw
+    # The subnet's own copy of the weights: moving it leaves the cached supernet alone.
+    recalibrate_bn(sub.to(dev), batches, device=dev)
+    return sub.cpu().eval(), example.cpu(), raw
 
 
 @unit(retries=1)
@@ -55,13 +67,15 @@ def write_export(
     dest: Path,
     seed: int,
     metadata: Mapping[str, Any] | None = None,
+    device: str = "auto",
 ) -> ExportResult:
     """Export the BN-recalibrated subnet to ``dest`` (written to a temp file, checked against
-    the subnet's own output, renamed) with ``metadata`` inside the file."""
+    the subnet's own output, renamed) with ``metadata`` inside the file. ``device``: where the
+    recalibration runs (the file is written from a CPU copy)."""
     from workers.export import export_subnet, extension
 
     space, _ = load_net(checkpoint)
-    sub, example, raw = recalibrated_subnet(checkpoint, data, arch, seed)
+    sub, example, raw = recalibrated_subnet(checkpoint, data, arch, seed, device)
     spec = load_data(data).info.get("preprocessing") if raw is not None else None
     stem = dest.name.split(".")[0]
     res = export_subnet(
