@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 NAS = ROOT / ".venv" / "bin" / "nas"
 OUT = ROOT / "benchmarks" / "results" / "cifar_e2e.json"
+FRONT_FIELDS = ("id", "arch_short", "accuracy", "test_accuracy", "objectives")
 
 
 def write_batches(folder: Path, seed: int = 0) -> None:
@@ -162,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             job_s = time.perf_counter() - t2
             front = client.get(f"/api/v1/jobs/{jid}/pareto").json()
             download = None
-            points = [
-                {k: c.get(k) for k in ("id", "arch_short", "accuracy", "test_accuracy", "objectives")}
-                for c in front.get("front", [])
-            ]
+            points = [{k: c.get(k) for k in FRONT_FIELDS} for c in front.get("front", [])]
             if status == "succeeded" and points:
                 d = client.get(
                     f"/api/v1/candidates/{points[0]['id']}/subnet", params={"format": "onnx"}
