@@ -41,6 +41,9 @@ TINY_SPEC: dict[str, Any] = {
 
 # A custom resource of the local test node, standing for "a node wired to a device".
 TEST_DEVICE_RESOURCE = "nas_test_device"
+# GPUs the local test node declares (it has none): Ray schedules a task that asks for one,
+# and hands it a GPU id, which is what placement tests check; no test computes on it.
+TEST_NODE_GPUS = 1
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +56,7 @@ def ray_local() -> Iterator[None]:
         ray.init(
             address="local",
             num_cpus=2,
+            num_gpus=TEST_NODE_GPUS,
             resources={TEST_DEVICE_RESOURCE: 1},
             include_dashboard=False,
             log_to_driver=False,

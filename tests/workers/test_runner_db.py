@@ -1,5 +1,6 @@
-"""The runner on the real store and a real local Ray (training as a Ray Tune trial): a cancel
-reaches the trial and stops the job within seconds, leaving its checkpoints for a retry."""
+"""The runner on the real store and a real local Ray (training as a Ray Train run): a cancel
+reaches the training and stops the job within seconds, leaving its checkpoints for a retry;
+units are placed where their resources are (a device's node, a GPU for a GPU job's scoring)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from nas_service.settings import Settings
 from search_spaces import get_space
 from tests.workers.conftest_ray import (  # noqa: F401
     TEST_DEVICE_RESOURCE,
+    TEST_NODE_GPUS,
     db,
     events,
     job_row,
@@ -39,7 +41,9 @@ from tests.workers.conftest_ray import (  # noqa: F401
     wait_for,
 )
 from workers.data import load_dataset, space_options_for
-from workers.pipeline import DataRef, DeviceInfo, EpochReport, TrainRequest, work
+from workers.pipeline import DataRef, DeviceInfo, EpochReport, TrainRequest, unit, work
+from workers.pipeline.work.evaluation import evaluate
+from workers.pipeline.work.export import write_export
 from workers.pipeline.work.latency import DEVICE_RESOURCE_SHARE, build_table, device_resources
 from workers.runtime.dispatcher import Dispatcher, DispatcherConfig
 from workers.runtime.ray_engine import RayEngine, device_options
@@ -119,6 +123,62 @@ def test_latency_for_a_device_runs_only_where_its_resource_is(
     ready, _ = ray.wait([ref], timeout=3)
     ray.cancel(ref, force=True)
     assert not ready
+
+
+@unit(cpus=0.5, gpu=True)
+def _gpu_probe() -> tuple[list[Any], str | None, str, int]:
+    """What a GPU unit's task sees: the GPU ids Ray gave it, its visible devices, the device
+    ``auto`` picks there, and its process."""
+    from workers.devices import resolve_device
+
+    return (
+        [str(i) for i in ray.get_gpu_ids()],
+        os.environ.get("CUDA_VISIBLE_DEVICES"),
+        str(resolve_device("auto")),
+        os.getpid(),
+    )
+
+
+def test_a_gpu_jobs_units_are_given_a_gpu_on_ray_and_other_calls_none(
+    ray_local: None,  # noqa: F811
+) -> None:
+    if ray.cluster_resources().get("GPU", 0) < TEST_NODE_GPUS:
+        pytest.skip("the local Ray of this session was started without the declared GPU")
+    engine = RayEngine()
+    # Scoring and export may compute on a GPU; latency work never asks for the training GPU.
+    assert RayEngine.task_options(evaluate, gpus=1.0)["num_gpus"] == 1.0
+    assert RayEngine.task_options(write_export, gpus=0.5)["num_gpus"] == 0.5
+    assert "num_gpus" not in RayEngine.task_options(evaluate)
+    with pytest.raises(ValueError, match="does not compute on a GPU"):
+        RayEngine.task_options(build_table, gpus=1.0)
+
+    # As many chunks as calls fit on the free GPUs at once (larger chunks than CPU calls: a
+    # GPU call loads its supernet in a fresh process).
+    wait_for(lambda: ray.available_resources().get("GPU", 0) >= 1, 30, "the GPU to be free")
+    assert [len(c) for c in engine.chunks(list(range(80)), gpus=0.5)] == [40, 40]
+    assert [len(c) for c in engine.chunks(list(range(80)), gpus=1.0)] == [64, 16]
+
+    # Given a GPU, the task holds it and sees only it (so ``auto`` picks it where CUDA is
+    # real: this node only declares its GPU, so the device here stays the CPU).
+    ids, visible, device, gpu_pid = engine.call(_gpu_probe, gpus=1.0)
+    assert ids == ["0"] and visible == "0"
+    assert device == ("cuda" if ray_has_real_cuda() else "cpu")
+    # Without one, Ray hides every GPU from the task: it computes on the CPU; such calls
+    # share a reused process, while every GPU call had a fresh one (no CUDA context left).
+    cpu_calls = [engine.call(_gpu_probe) for _ in range(3)]
+    assert all(c[0] == [] and not c[1] and c[2] == "cpu" for c in cpu_calls)
+    assert gpu_pid not in {c[3] for c in cpu_calls}
+    assert len({c[3] for c in cpu_calls}) < 3
+    # Half a GPU each: two calls share the one GPU at once; chunks split for that.
+    both = engine.map(_gpu_probe, [(), ()], gpus=0.5)
+    assert [b[0] for b in both] == [["0"], ["0"]]
+    assert gpu_pid not in {b[3] for b in both} and len({b[3] for b in both}) == 2
+
+
+def ray_has_real_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def test_inputs_of_a_job_with_an_uploaded_dataset_devices_and_a_reused_supernet(

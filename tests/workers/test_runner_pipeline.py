@@ -8,6 +8,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -426,3 +427,40 @@ def test_an_analytic_objective_registered_in_the_catalog_is_searched_and_stored(
     front = [r for r in rows if r.genotype in set(sink.pareto["cpu"])]
     assert front and all(r.metrics["hidden_layers"] <= 2 for r in front)
     assert result.outcome["code"] == "front"
+
+
+class GpuRecordingEngine(LocalEngine):
+    """Runs everything here, like ``LocalEngine``, and records the GPU share of every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    def call(self, fn: Any, *args: Any, resources: Any = None, gpus: float = 0.0) -> Any:
+        self.calls.append((fn.__name__, gpus))
+        return super().call(fn, *args, resources=resources, gpus=gpus)
+
+    def map(self, fn: Any, calls: Any, *, resources: Any = None, gpus: float = 0.0) -> Any:
+        self.calls.append((fn.__name__, gpus))
+        return super().map(fn, calls, resources=resources, gpus=gpus)
+
+
+@pytest.mark.parametrize(("gpus_per_worker", "share"), [(0.0, 0.0), (0.5, 0.5), (2.0, 1.0)])
+def test_a_gpu_jobs_evaluation_and_export_ask_for_a_gpu_and_latency_does_not(
+    finished: Any, tmp_path: Path, gpus_per_worker: float, share: float
+) -> None:
+    _, _, first = finished
+    search = {"algorithm": "random", "budget": 6, "objectives": SPEC["search"]["objectives"]}
+    inputs = reusing_inputs(tmp_path, first.checkpoint, search, DeviceInfo("cpu"))
+    resources = inputs.spec.resources.model_copy(update={"gpus_per_worker": gpus_per_worker})
+    inputs = replace(inputs, spec=inputs.spec.model_copy(update={"resources": resources}))
+    assert inputs.gpus == share  # one device per call, at most one GPU
+    engine = GpuRecordingEngine()
+    result = run_pipeline(inputs, MemorySink(), engine)
+    assert result.pareto["cpu"] and result.artifacts > 0
+    by_unit: dict[str, set[float]] = {}
+    for name, gpus in engine.calls:
+        by_unit.setdefault(name, set()).add(gpus)
+    # Scoring (search and the measured front) and every export follow the job onto GPUs;
+    # latency is timed on its own target device, never on the training GPU.
+    assert by_unit["evaluate"] == {share} and by_unit["write_export"] == {share}
+    assert by_unit["measure"] == {0.0} and by_unit["build_table"] == {0.0}

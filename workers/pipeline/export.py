@@ -73,7 +73,7 @@ def export_stage(ctx: Context, fronts: Mapping[str, list[CandidateRecord]]) -> i
             )
             for c, fmt, _ in wave
         ]
-        results = ctx.engine.map(write_export, calls)
+        results = ctx.engine.map(write_export, calls, gpus=ctx.inputs.gpus)
         for (c, _, kind), res in zip(wave, results, strict=True):
             ctx.sink.add_artifact(
                 ArtifactRecord(

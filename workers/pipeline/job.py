@@ -57,6 +57,14 @@ class JobInputs:
         return self.spec.seed
 
     @property
+    def gpus(self) -> float:
+        """The GPU share each evaluation and export call asks for: one of the job's training
+        workers' GPUs (at most one: a call computes on one device), 0 for a CPU job."""
+        resources = getattr(self.spec, "resources", None)
+        per_worker = float(resources.gpus_per_worker) if resources is not None else 0.0
+        return min(1.0, per_worker)
+
+    @property
     def train_dir(self) -> Path:
         return self.run_dir / "train"
 

@@ -50,8 +50,9 @@ def _measure(
         resources=work_latency.device_resources(device),
     )
     ctx.check_cancel(every_s=0)
-    scores = evaluate_all(ctx.engine, ck, data, archs, seed)
-    held_out = evaluate_all(ctx.engine, ck, data, archs, seed, split="test")
+    gpus = ctx.inputs.gpus
+    scores = evaluate_all(ctx.engine, ck, data, archs, seed, gpus=gpus)
+    held_out = evaluate_all(ctx.engine, ck, data, archs, seed, split="test", gpus=gpus)
     updated = []
     for c, t, s, h in zip(todo, ms, scores, held_out, strict=True):
         predicted: dict[str, float] = {

@@ -61,7 +61,9 @@ def score(
     todo = [a for a, k in zip(archs, keys, strict=True) if k not in known]
     if todo:
         inputs = ctx.inputs
-        results = evaluate_all(ctx.engine, inputs.checkpoint(), inputs.data, todo, inputs.seed)
+        results = evaluate_all(
+            ctx.engine, inputs.checkpoint(), inputs.data, todo, inputs.seed, gpus=inputs.gpus
+        )
         for a, r in zip(todo, results, strict=True):
             known[genotype_key(space.encode(a))] = {
                 "accuracy": float(r["accuracy"]),

@@ -4,10 +4,16 @@ Ray task.
 A unit (``workers.pipeline.engine.unit``) becomes ``ray.remote(fn)`` with its placement as
 task options: CPUs, retries, ``max_calls=1`` for a unit that needs a fresh process (Ray takes
 ``max_calls`` only when the remote function is made, so there is one remote function per unit
-and process kind), and the custom resources a call needs, so latency for a device that names
-a Ray resource runs only on nodes that carry that resource. The units' per-process caches
-(``workers.pipeline.work.cache``) keep the loaded supernet and data in a Ray worker between
-tasks.
+and process kind), the custom resources a call needs, so latency for a device that names
+a Ray resource runs only on nodes that carry that resource, and ``num_gpus`` for a GPU unit
+called with ``gpus``: Ray then runs it on a node with a free GPU and sets the task's
+``CUDA_VISIBLE_DEVICES``, so its ``auto`` device is that GPU (a task given none sees none).
+A call given a GPU runs in a fresh worker process, Ray's own rule for GPU tasks: a reused
+process would keep its CUDA context and memory, and a later task there, given no GPU or
+another one, would compute on it. Such a process loads its supernet and data anew, so GPU
+calls take larger chunks (``gpu_eval_chunk``).
+The units' per-process caches (``workers.pipeline.work.cache``) keep the loaded supernet and
+data in a Ray worker between tasks.
 
 Training is a ``TorchTrainer`` (Ray Train, DDP-style): ``resources.workers`` workers, each with
 its CPUs and GPUs (gloo between CPU workers, NCCL between GPU workers; a GPU worker trains on
@@ -256,6 +262,7 @@ class RayEngine:
         *,
         max_failures: int = 2,
         eval_chunk: int = 8,
+        gpu_eval_chunk: int = 64,
         parallel: int | None = None,
         checkpoint_every_s: float | None = 300.0,
         checkpoint_every_steps: int | None = None,
@@ -263,13 +270,14 @@ class RayEngine:
     ):
         self.max_failures = max_failures
         self.eval_chunk = eval_chunk
+        self.gpu_eval_chunk = gpu_eval_chunk
         self.parallel = parallel
         if settings is not None:
             checkpoint_every_s = settings.train_checkpoint_every_s
             checkpoint_every_steps = settings.train_checkpoint_every_steps
         self.checkpoint_every_s = checkpoint_every_s
         self.checkpoint_every_steps = checkpoint_every_steps
-        self._remotes: dict[Callable[..., Any], Any] = {}
+        self._remotes: dict[tuple[Callable[..., Any], bool], Any] = {}
 
     def trainer(self, req: TrainRequest, queue: Any) -> Any:
         """The ``TorchTrainer`` of ``req`` (workers, CPUs and GPUs each, retries, storage)."""
@@ -344,27 +352,52 @@ class RayEngine:
 
     # ----- units of work ------------------------------------------------------------------------
     def _remote(self, fn: Callable[..., Any], fresh_process: bool) -> Any:
-        # One remote function per unit, made once: Ray exports a remote function's code to the
-        # cluster on its first call.
-        if fn not in self._remotes:
-            self._remotes[fn] = ray.remote(max_calls=1)(fn) if fresh_process else ray.remote(fn)
-        return self._remotes[fn]
+        # One remote function per unit and process kind, made once: Ray exports a remote
+        # function's code to the cluster on its first call.
+        key = (fn, fresh_process)
+        if key not in self._remotes:
+            self._remotes[key] = ray.remote(max_calls=1)(fn) if fresh_process else ray.remote(fn)
+        return self._remotes[key]
 
     def submit(
-        self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        resources: Resources | None = None,
+        gpus: float = 0.0,
     ) -> ray.ObjectRef[Any]:
         """Start ``fn(*args)`` as a Ray task with its placement; its result's reference."""
+        options = self.task_options(fn, resources=resources, gpus=gpus)
+        fresh = placement_of(fn).fresh_process or gpus > 0
+        ref: ray.ObjectRef[Any] = self._remote(fn, fresh).options(**options).remote(*args)
+        return ref
+
+    @staticmethod
+    def task_options(
+        fn: Callable[..., Any], *, resources: Resources | None = None, gpus: float = 0.0
+    ) -> dict[str, Any]:
+        """The Ray task options of one call of the unit ``fn``."""
         placement = placement_of(fn)
         options: dict[str, Any] = {"num_cpus": placement.cpus, "max_retries": placement.retries}
         if resources:
             options["resources"] = dict(resources)
-        ref: ray.ObjectRef[Any] = (
-            self._remote(fn, placement.fresh_process).options(**options).remote(*args)
-        )
-        return ref
+        if gpus < 0:
+            raise ValueError(f"gpus must be >= 0, got {gpus}")
+        if gpus > 0:
+            if not placement.gpu:
+                name = getattr(fn, "__qualname__", repr(fn))
+                raise ValueError(f"unit {name} does not compute on a GPU; call it without gpus")
+            options["num_gpus"] = float(gpus)
+        return options
 
-    def call(self, fn: Callable[..., T], *args: Any, resources: Resources | None = None) -> T:
-        result: T = _get(self.submit(fn, *args, resources=resources))
+    def call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        resources: Resources | None = None,
+        gpus: float = 0.0,
+    ) -> T:
+        result: T = _get(self.submit(fn, *args, resources=resources, gpus=gpus))
         return result
 
     def map(
@@ -373,15 +406,20 @@ class RayEngine:
         calls: Iterable[Sequence[Any]],
         *,
         resources: Resources | None = None,
+        gpus: float = 0.0,
     ) -> list[T]:
-        refs = [self.submit(fn, *args, resources=resources) for args in calls]
+        refs = [self.submit(fn, *args, resources=resources, gpus=gpus) for args in calls]
         results: list[T] = _get(refs) if refs else []
         return results
 
-    def chunks(self, items: Sequence[X]) -> list[list[X]]:
-        # As many chunks as the cluster has free CPUs, at most ``eval_chunk`` items each: a
-        # small batch spreads over every worker, a large one keeps tasks short.
-        parallel = self.parallel or max(1, int(ray.available_resources().get("CPU", 1)))
-        size = max(1, min(self.eval_chunk, -(-len(items) // parallel)))
+    def chunks(self, items: Sequence[X], *, gpus: float = 0.0) -> list[list[X]]:
+        # As many chunks as the cluster runs such calls at once (free CPUs, or free GPUs over
+        # each call's share), at most ``eval_chunk`` items each: a small batch spreads over
+        # every worker, a large one keeps tasks short.
+        free = ray.available_resources()
+        at_once = free.get("GPU", 0.0) / gpus if gpus > 0 else free.get("CPU", 1)
+        parallel = self.parallel or max(1, int(at_once + 1e-9))
+        cap = self.gpu_eval_chunk if gpus > 0 else self.eval_chunk
+        size = max(1, min(cap, -(-len(items) // parallel)))
         listed = list(items)
         return [listed[i : i + size] for i in range(0, len(listed), size)]

@@ -296,7 +296,15 @@ def run_export(artifact_id: int, settings: Settings, engine: Engine | None = Non
             fmt = exports.format_of_kind(kind)
             dest = inputs.export_dir / export_name(genotype, fmt)
             res = engine.call(
-                write_export, inputs.checkpoint(), inputs.data, arch, fmt, dest, inputs.seed, meta
+                write_export,
+                inputs.checkpoint(),
+                inputs.data,
+                arch,
+                fmt,
+                dest,
+                inputs.seed,
+                meta,
+                gpus=inputs.gpus,
             )
         except Exception as exc:
             log.exception("export %s failed", artifact_id)

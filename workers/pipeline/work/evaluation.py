@@ -33,7 +33,7 @@ def bn_subset(data: DataRef, seed: int) -> Any:
 
 
 # Evaluation is cheap to repeat and its worker keeps its caches: two retries.
-@unit(retries=2)
+@unit(retries=2, gpu=True)
 def evaluate(
     checkpoint: Path | str,
     data: DataRef,
@@ -64,9 +64,13 @@ def evaluate_all(
     seed: int,
     split: str = "val",
     device: str = "auto",
+    gpus: float = 0.0,
 ) -> list[dict[str, float]]:
-    """``evaluate`` over ``archs`` in the engine's chunks; results in the order of ``archs``
-    (``device`` is resolved by each worker, so ``auto`` means that worker's GPU if it has one)."""
-    chunks = engine.chunks([dict(a) for a in archs])
-    parts = engine.map(evaluate, [(checkpoint, data, c, seed, split, device) for c in chunks])
+    """``evaluate`` over ``archs`` in the engine's chunks; results in the order of ``archs``.
+    Each chunk asks the engine for ``gpus`` GPUs (the job's ``JobInputs.gpus``); ``device`` is
+    resolved by each worker, so ``auto`` means the GPU that worker was given, if any."""
+    chunks = engine.chunks([dict(a) for a in archs], gpus=gpus)
+    parts = engine.map(
+        evaluate, [(checkpoint, data, c, seed, split, device) for c in chunks], gpus=gpus
+    )
     return [r for part in parts for r in part]

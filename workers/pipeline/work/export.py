@@ -58,7 +58,7 @@ def recalibrated_subnet(
     return sub.cpu().eval(), example.cpu(), raw
 
 
-@unit(retries=1)
+@unit(retries=1, gpu=True)
 def write_export(
     checkpoint: Path | str,
     data: DataRef,
