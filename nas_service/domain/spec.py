@@ -190,13 +190,22 @@ class SearchSpec(_Strict):
 
 class ResourcesSpec(_Strict):
     """Where the supernet trains: data-parallel workers (Ray Train), each with its CPUs and
-    GPUs; ``precision`` ``bf16`` autocasts on CUDA (CPU workers train in fp32). The service
+    GPUs; ``precision`` ``bf16`` autocasts on CUDA (CPU workers train in fp32); ``sync_bn``
+    says whose batch a batch-norm layer normalises with on several workers. The service
     checks them at submit against the cluster's capacity (``services.jobs``)."""
 
     workers: int = Field(default=1, ge=1, le=64, description="data-parallel training workers")
     cpus_per_worker: float = Field(default=1.0, gt=0, le=256)
     gpus_per_worker: float = Field(default=0.0, ge=0, le=16)
     precision: Literal["fp32", "bf16"] = "fp32"
+    sync_bn: bool = Field(
+        default=True,
+        description=(
+            "with several workers, batch norm uses the global batch's statistics (the run "
+            "computes what one worker would); false: each worker's own share, as plain DDP, "
+            "which saves two all-reduces per batch-norm layer and subnet in every step"
+        ),
+    )
 
 
 def _nul_path(value: Any, path: str) -> str | None:

@@ -35,12 +35,14 @@ def jsonable(v: Any) -> Any:
 class TrainResources:
     """Where and how a job's supernet trains (the job spec's ``resources``): data-parallel
     workers, each with its CPUs and GPUs (a GPU worker trains on CUDA, NCCL between workers;
-    CPU workers use gloo), and the precision (``bf16``: autocast on CUDA)."""
+    CPU workers use gloo), the precision (``bf16``: autocast on CUDA) and whether batch norm
+    normalises with the global batch's statistics (``sync_bn``) or each worker's own."""
 
     workers: int = 1
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     precision: str = "fp32"
+    sync_bn: bool = True
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> TrainResources:
@@ -50,6 +52,7 @@ class TrainResources:
             cpus_per_worker=float(d.get("cpus_per_worker", 1.0)),
             gpus_per_worker=float(d.get("gpus_per_worker", 0.0)),
             precision=str(d.get("precision", "fp32")),
+            sync_bn=bool(d.get("sync_bn", True)),
         )
 
 

@@ -112,6 +112,9 @@ class RunOptions:
     device: str = "cpu"  # "auto": CUDA when this process sees a GPU
     precision: str = "fp32"  # "bf16": autocast on CUDA (fp32 on the CPU)
     dist: Dist = field(default_factory=Dist)
+    # Several ranks: batch norm on the global batch's statistics (the run computes what one
+    # rank would) or, False, on each rank's own share (plain DDP, no per-layer all-reduces).
+    sync_bn: bool = True
     checkpoint_every_steps: int | None = None  # mid-epoch checkpoints, by steps ...
     checkpoint_every_s: float | None = None  # ... or by time (at the next sync point)
     sync_every: int = 10  # steps between collective decisions / loss reads (CUDA, ranks > 1)
@@ -143,7 +146,8 @@ class _Run:
         self.precision = options.precision
         torch.manual_seed(seed)  # the same initial weights on every rank
         self.net: nn.Module = build_supernet(space).to(device)
-        sync_batch_norm(self.net, self.dist)
+        if options.sync_bn:
+            sync_batch_norm(self.net, self.dist)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         n_train = data.sizes()["train"]
         self.num_classes = data.num_classes
@@ -536,6 +540,7 @@ def train_supernet(
     resume: bool | Path | str = True,
     precision: str = "fp32",
     dist: Dist | None = None,
+    sync_bn: bool = True,
     checkpoint_every_steps: int | None = None,
     checkpoint_every_s: float | None = None,
     sync_every: int = 10,
@@ -546,9 +551,9 @@ def train_supernet(
     ``seed`` defaults to ``config.seed``. ``resume=True`` continues from the latest checkpoint
     in ``run_dir`` (if any, mid-epoch ones included); a path resumes from that checkpoint;
     ``False`` starts over. Writes ``run_dir/final.pt`` (weights only; see ``load_checkpoint``).
-    ``device`` (``auto``, ``cpu``, ``cuda[:i]``), ``precision``, ``dist`` and the checkpoint
-    cadence say how the run executes (:class:`RunOptions`); on several ranks every rank calls
-    this with the same arguments and its own ``dist``.
+    ``device`` (``auto``, ``cpu``, ``cuda[:i]``), ``precision``, ``dist``, ``sync_bn`` and the
+    checkpoint cadence say how the run executes (:class:`RunOptions`); on several ranks every
+    rank calls this with the same arguments and its own ``dist``.
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -558,6 +563,7 @@ def train_supernet(
         device=device,
         precision=precision,
         dist=dist or Dist(),
+        sync_bn=sync_bn,
         checkpoint_every_steps=checkpoint_every_steps,
         checkpoint_every_s=checkpoint_every_s,
         sync_every=sync_every,

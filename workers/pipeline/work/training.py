@@ -142,6 +142,7 @@ def train(
         resume=resume_from if resume_from is not None else True,
         device=device,
         precision=req.resources.precision,
+        sync_bn=req.resources.sync_bn,
         dist=dist,
         checkpoint_every_steps=req.checkpoint_every_steps,
         checkpoint_every_s=req.checkpoint_every_s,
