@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -127,7 +128,9 @@ def main() -> None:
     out: dict[str, Any] = {}
     if previous.is_file():  # keep the other sections (benchmarks.training_scale)
         out = json.loads(previous.read_text()).get("sections", {})
-    out["ddp"] = section_ddp(args)
+    # This file's other sections come from another command: this one's is recorded here.
+    command = "python -m benchmarks.training_scale_ddp " + " ".join(sys.argv[1:])
+    out["ddp"] = {"command": command.strip(), **section_ddp(args)}
     path = write_result("training_scale", {"sections": out})
     print(f"wrote {path} (section ddp)")
 

@@ -199,11 +199,12 @@ class ResourcesSpec(_Strict):
     gpus_per_worker: float = Field(default=0.0, ge=0, le=16)
     precision: Literal["fp32", "bf16"] = "fp32"
     sync_bn: bool = Field(
-        default=True,
+        default=False,
         description=(
-            "with several workers, batch norm uses the global batch's statistics (the run "
-            "computes what one worker would); false: each worker's own share, as plain DDP, "
-            "which saves two all-reduces per batch-norm layer and subnet in every step"
+            "with several workers, batch norm normalises with the global batch's statistics, "
+            "so the run computes what one worker would, at two more all-reduces per "
+            "batch-norm layer and subnet in every step; false (default): each worker's own "
+            "share, as plain DDP"
         ),
     )
 

@@ -1,14 +1,15 @@
 """Data-parallel supernet training on Ray Train (``TorchTrainer``, gloo on the CPU).
 
 - two workers equal one worker on the same global batch and seed: the same subnets every step
-  (shared sampler seed), batch norm on global-batch statistics, gradients averaged once per
-  sandwich step; the final weights agree within ``DDP_TOLERANCE`` (float32 summation order
-  of the all-reduce and of the two-pass vs. sum-of-squares batch variance);
+  (shared sampler seed), batch norm on global-batch statistics (``sync_bn``), gradients
+  averaged once per sandwich step; the final weights agree within ``DDP_TOLERANCE`` (float32
+  summation order of the all-reduce and of the two-pass vs. sum-of-squares batch variance);
 - a SIGKILLed training worker brings the group back from the last reported checkpoint (taken
   every step, so mid-epoch) and the run ends with exactly the weights of an uninterrupted one;
 - the job's progress reports step-level figures (images/s, ETA) between epochs;
-- ``resources.sync_bn: false`` normalises with each worker's own share (plain DDP): the run
-  trains through every phase and ends with weights that differ from one worker's.
+- without ``resources.sync_bn`` (the default) each worker normalises its own share (plain
+  DDP): the run trains through every phase and ends with weights that differ from one
+  worker's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ TRAINING: dict[str, Any] = {"preset": "tiny", "epochs_scale": 0.5, "batch_size":
 
 
 def _request(run_dir: Path, workers: int, sync_bn: bool = True, **kw: Any) -> TrainRequest:
+    """The test job; ``sync_bn`` (not the service's default) makes 2 workers equal 1."""
     opts = {**space_options_for("mlp", work.load_data(DATA)), "widths": [8, 16], "depths": [1, 2]}
     space = get_space("mlp", **opts)
     return TrainRequest(
@@ -81,6 +83,7 @@ def baseline(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> dict[
     for key, workers, sync_bn in ((1, 1, True), (2, 2, True), ("local", 2, False)):
         seen = _Seen()
         req = _request(root / f"w{key}", workers, sync_bn=sync_bn)
+        assert TrainResources.from_json({"workers": workers}).sync_bn is False  # the default
         final = RayEngine(max_failures=0).train(req, seen.on_epoch, lambda: False, seen.on_progress)
         out[key] = (final, seen)
     return out
@@ -147,7 +150,7 @@ def test_step_level_progress_reaches_the_job(baseline: dict[Any, Any]) -> None:
 
 
 @pytest.mark.slow
-def test_without_sync_bn_each_worker_normalises_its_own_share(baseline: dict[Any, Any]) -> None:
+def test_by_default_each_worker_normalises_its_own_share(baseline: dict[Any, Any]) -> None:
     (one, _), (local, seen) = baseline[1], baseline["local"]
     weights = _weights(local)
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())

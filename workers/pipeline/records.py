@@ -42,7 +42,7 @@ class TrainResources:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     precision: str = "fp32"
-    sync_bn: bool = True
+    sync_bn: bool = False
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> TrainResources:
@@ -52,7 +52,7 @@ class TrainResources:
             cpus_per_worker=float(d.get("cpus_per_worker", 1.0)),
             gpus_per_worker=float(d.get("gpus_per_worker", 0.0)),
             precision=str(d.get("precision", "fp32")),
-            sync_bn=bool(d.get("sync_bn", True)),
+            sync_bn=bool(d.get("sync_bn", False)),
         )
 
 

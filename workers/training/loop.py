@@ -114,7 +114,7 @@ class RunOptions:
     dist: Dist = field(default_factory=Dist)
     # Several ranks: batch norm on the global batch's statistics (the run computes what one
     # rank would) or, False, on each rank's own share (plain DDP, no per-layer all-reduces).
-    sync_bn: bool = True
+    sync_bn: bool = False
     checkpoint_every_steps: int | None = None  # mid-epoch checkpoints, by steps ...
     checkpoint_every_s: float | None = None  # ... or by time (at the next sync point)
     sync_every: int = 10  # steps between collective decisions / loss reads (CUDA, ranks > 1)
@@ -540,7 +540,7 @@ def train_supernet(
     resume: bool | Path | str = True,
     precision: str = "fp32",
     dist: Dist | None = None,
-    sync_bn: bool = True,
+    sync_bn: bool = False,
     checkpoint_every_steps: int | None = None,
     checkpoint_every_s: float | None = None,
     sync_every: int = 10,
