@@ -40,10 +40,11 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_dispatcher(settings: Settings) -> subprocess.Popen[bytes]:
+def start_dispatcher(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+    """The dispatcher as a child process (``args``: its options, e.g. ``--max-jobs 2``)."""
     # A new session: a Ctrl-C in the terminal reaches only us, and we stop the child in order.
     return subprocess.Popen(
-        [sys.executable, "-m", DISPATCHER_MODULE],
+        [sys.executable, "-m", DISPATCHER_MODULE, *args],
         env=child_env(settings),
         start_new_session=True,
     )

@@ -35,11 +35,16 @@ RAY = str(Path(sys.executable).with_name("ray"))
 pytestmark = pytest.mark.slow
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+def _stop(procs: list[subprocess.Popen[bytes]], grace_s: float = 8.0) -> None:
+    """SIGTERM every node at once, then SIGKILL the process group of any still running (a
+    ``ray start --block`` worker node can take half a minute to notice)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -95,8 +100,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         _wait_nodes(address, env, 2, worker)
         yield address, token
     finally:
-        for p in reversed(procs):
-            _stop(p)
+        _stop(list(reversed(procs)))
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -171,5 +175,5 @@ def test_a_two_worker_job_trains_across_both_nodes_of_a_token_cluster(
         capacity = json.loads((data_dir / "cluster.json").read_text())
         assert [n["CPU"] for n in capacity["nodes"]] == [1.0, 1.0]
     finally:
-        _stop(dispatcher)
+        _stop([dispatcher], grace_s=30.0)
         log.close()

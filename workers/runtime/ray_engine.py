@@ -55,6 +55,10 @@ X = TypeVar("X")
 STOP_FLAG = "STOP"
 RUN_NAME = "supernet"  # one Ray Train run per job: a later attempt finds its checkpoints
 STORAGE_DIR = "ray"
+# How often Ray Train's controller polls the training workers (an operator's own setting of
+# the variable wins). Half a second: an epoch report or the end of a run waits at most that.
+HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+TRAIN_HEALTH_CHECK_S = "0.5"
 
 
 class TrainingFailed(RuntimeError):
@@ -314,6 +318,9 @@ class RayEngine:
         from ray.util.queue import Queue
 
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # Ray Train passes this to its controller, which polls the workers that often: every
+        # checkpoint report (each epoch) and the run's end wait for a poll (2 s by default).
+        os.environ.setdefault(HEALTH_CHECK_ENV, TRAIN_HEALTH_CHECK_S)
         if req.checkpoint_every_s is None and req.checkpoint_every_steps is None:
             req = replace(
                 req,
