@@ -28,8 +28,12 @@ typecheck: setup
 imports: setup
 	$(BIN)/lint-imports
 
+# Two test processes: much of a test's time is process and Ray start-up, when the other can
+# compute. A file stays on one (its module fixtures are made once); PYTEST_WORKERS=0 runs the
+# suite in this process.
+PYTEST_WORKERS ?= 2
 pytest: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck imports pytest
 

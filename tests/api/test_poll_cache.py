@@ -84,6 +84,7 @@ def test_known_key_is_cached_unknown_key_is_not(cached: tuple[Api, Api]) -> None
 
 def test_concurrent_misses_share_one_render_and_its_error() -> None:
     import asyncio
+    import concurrent.futures
 
     from nas_service.api.cache import ApiCache, Rendered
     from nas_service.domain import NotFound
@@ -114,4 +115,7 @@ def test_concurrent_misses_share_one_render_and_its_error() -> None:
         assert len(calls) == 1 and all(isinstance(e, NotFound) for e in out)
         assert cache.pareto.get(bad) is None  # errors are not cached
 
-    asyncio.run(main())
+    # In a thread of its own: this process may host another event loop (Playwright's sync
+    # API keeps one running in the main thread while a browser session is open).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
