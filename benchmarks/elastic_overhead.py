@@ -50,8 +50,21 @@ def infer_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
-def interleaved(a: Callable[[], None], b: Callable[[], None], repeats: int, warmup: int):
-    """Times of ``a`` and ``b`` (seconds), alternating which runs first in each round."""
+def interleaved(
+    a: Callable[[], None],
+    b: Callable[[], None],
+    repeats: int,
+    warmup: int,
+    device: torch.device | None = None,
+) -> tuple[list[float], list[float]]:
+    """Times of ``a`` and ``b`` (seconds), alternating which runs first in each round; on a
+    CUDA ``device`` each call is timed between two synchronisations."""
+    cuda = device is not None and device.type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
     for _ in range(warmup):
         a()
         b()
@@ -60,8 +73,10 @@ def interleaved(a: Callable[[], None], b: Callable[[], None], repeats: int, warm
     for i in range(repeats):
         order = [(a, ta), (b, tb)] if i % 2 == 0 else [(b, tb), (a, ta)]
         for fn, sink in order:
+            sync()
             t0 = time.perf_counter()
             fn()
+            sync()
             sink.append(time.perf_counter() - t0)
     return ta, tb
 

@@ -17,7 +17,8 @@ part of the measure; ``benchmarks.training_scale`` measures its wait):
   steps only: the per-epoch evaluation, the adaptive sampler's probes and the data loader are
   not counted.
 
-Imports are torch, numpy, ``search_spaces`` and ``workers.devices`` only (``workers.training``
+Imports are torch, numpy, ``search_spaces``, ``workers.devices`` and the interleaved timer of
+``benchmarks.elastic_overhead`` (torch and ``search_spaces`` itself) only (``workers.training``
 needs pydantic, which a bare GPU machine lacks): the sandwich step here is a minimal one of the
 same shape as ``workers.training.steps.sandwich_step``. The preset's phases come from
 ``default_config`` when the service's packages are importable, else from
@@ -54,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.elastic_overhead import interleaved
 from search_spaces import Arch, DataShape, SearchSpace, fitted_options, get_space
 from search_spaces.nn import Supernet, build_supernet
 from workers.devices import resolve_device
@@ -352,25 +354,6 @@ def section_throughput(args: argparse.Namespace, device: torch.device) -> dict[s
     return out
 
 
-def _interleaved(
-    a: Callable[[], None], b: Callable[[], None], repeats: int, warmup: int, device: torch.device
-) -> tuple[list[float], list[float]]:
-    for _ in range(warmup):
-        a()
-        b()
-    ta: list[float] = []
-    tb: list[float] = []
-    for i in range(repeats):
-        order = [(a, ta), (b, tb)] if i % 2 == 0 else [(b, tb), (a, ta)]
-        for fn, sink in order:
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            sink.append(time.perf_counter() - t0)
-    return ta, tb
-
-
 def _plain_step(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, precision: str
 ) -> Callable[[], None]:
@@ -405,7 +388,7 @@ def section_elastic(args: argparse.Namespace, device: torch.device) -> dict[str,
                 net = net.to(device).train()
                 x, y = batch_on(device, size.batch, size.side, size.classes)
                 xa = net.prepare_input(x)  # the arch's resolution
-                sup, sta = _interleaved(
+                sup, sta = interleaved(
                     _plain_step(net, xa, y, device, precision),
                     _plain_step(static, xa, y, device, precision),
                     args.repeats,
