@@ -13,26 +13,16 @@ from torch import nn
 
 from search_spaces import get_space
 from search_spaces.nn import Supernet, build_supernet
+from tests.workers.spaces import TINY_MBV3
 from workers.bn import calibration_batches, recalibrate_bn
 from workers.devices import resolve_device, to_device
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
-TINY = {
-    "small_input": True,
-    "width_mult": 0.25,
-    "num_classes": 4,
-    "in_channels": 1,
-    "resolutions": [8, 12],
-    "kernels": [3, 5],
-    "expands": [2, 3],
-    "depths": [1, 2],
-}
-
 
 def _supernet() -> Supernet:
     torch.manual_seed(0)
-    return build_supernet(get_space("mbv3", **TINY))
+    return build_supernet(get_space("mbv3", **TINY_MBV3))
 
 
 def _bn_buffers(module: nn.Module) -> dict[str, torch.Tensor]:

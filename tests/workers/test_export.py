@@ -14,20 +14,10 @@ from torch import nn
 from search_spaces import get_space
 from search_spaces.base import SearchSpace
 from search_spaces.nn import Supernet, build_static, build_supernet
+from tests.workers.spaces import TINY_MBV3
 from workers.export import ExportParityError, export_subnet
 
 torch.set_num_threads(1)
-
-TINY = {
-    "small_input": True,
-    "width_mult": 0.25,
-    "num_classes": 4,
-    "in_channels": 1,
-    "resolutions": [8, 12],
-    "kernels": [3, 5],
-    "expands": [2, 3],
-    "depths": [1, 2],
-}
 
 
 def perturbed(space: SearchSpace) -> Supernet:
@@ -45,7 +35,7 @@ def perturbed(space: SearchSpace) -> Supernet:
 
 @pytest.fixture(scope="module")
 def mbv3() -> tuple[SearchSpace, Supernet, dict[str, int]]:
-    space = get_space("mbv3", **TINY)
+    space = get_space("mbv3", **TINY_MBV3)
     net = perturbed(space)
     arch = space.sample(np.random.default_rng(2))
     arch["resolution"] = 8
@@ -197,7 +187,7 @@ def test_exports_take_raw_channels_last_uint8_images(mbv3, tmp_path: Path, fmt: 
 
 # ----- devices: the recalibration runs on the worker's device, the files come from the CPU ------
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-DIGITS_TINY = {**TINY, "num_classes": 10}  # digits: 1 x 8 x 8 images, 10 classes
+DIGITS_TINY = {**TINY_MBV3, "num_classes": 10}  # digits: 1 x 8 x 8 images, 10 classes
 
 
 @pytest.fixture(scope="module")
