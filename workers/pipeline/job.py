@@ -60,9 +60,7 @@ class JobInputs:
     def gpus(self) -> float:
         """The GPU share each evaluation and export call asks for: one of the job's training
         workers' GPUs (at most one: a call computes on one device), 0 for a CPU job."""
-        resources = getattr(self.spec, "resources", None)
-        per_worker = float(resources.gpus_per_worker) if resources is not None else 0.0
-        return min(1.0, per_worker)
+        return min(1.0, float(self.spec.resources.gpus_per_worker))
 
     @property
     def train_dir(self) -> Path:

@@ -38,7 +38,7 @@ def training_stage(ctx: Context) -> str:
         training=inputs.spec.training.model_dump(mode="json"),
         run_dir=inputs.train_dir,
         seed=inputs.seed,
-        resources=TrainResources.from_json(_resources(inputs.spec)),
+        resources=TrainResources.from_json(inputs.spec.resources.model_dump(mode="json")),
     )
 
     def on_epoch(report: EpochReport) -> None:
@@ -74,11 +74,3 @@ def training_stage(ctx: Context) -> str:
     ctx.check_cancel(every_s=0)
     ctx.sink.set_checkpoint(str(inputs.run_dir), str(path))
     return str(path)
-
-
-def _resources(spec: object) -> dict[str, object]:
-    resources = getattr(spec, "resources", None)
-    if resources is None:
-        return {}
-    dumped: dict[str, object] = resources.model_dump(mode="json")
-    return dumped

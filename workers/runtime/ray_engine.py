@@ -421,8 +421,8 @@ class RayEngine:
 
     def chunks(self, items: Sequence[X], *, gpus: float = 0.0) -> list[list[X]]:
         # As many chunks as the cluster runs such calls at once (free CPUs, or free GPUs over
-        # each call's share), at most ``eval_chunk`` items each: a small batch spreads over
-        # every worker, a large one keeps tasks short.
+        # each call's share), at most ``eval_chunk`` items each (``gpu_eval_chunk`` for GPU
+        # calls): a small batch spreads over every worker, a large one keeps tasks short.
         free = ray.available_resources()
         at_once = free.get("GPU", 0.0) / gpus if gpus > 0 else free.get("CPU", 1)
         parallel = self.parallel or max(1, int(at_once + 1e-9))
